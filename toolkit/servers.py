@@ -1,0 +1,167 @@
+"""The registry of ASGI servers: everything imgtool knows about each one, as data.
+
+Adding a server means adding one `ServerSpec` here. Claims (protocols, lifespan, graceful
+shutdown) are verified facts from ../shared/SERVERS.md; the smoke suite keeps them honest.
+
+Commands are exec-form argv lists. Three tokens are filled in:
+  `{app}`   by the planner, at render time (the `module:attr` of the ASGI app);
+  `$PORT`, `$WORKERS`  by the image's launcher, at container start (env `PORT`, and
+  `WEB_CONCURRENCY` or the container's CPU limit), so `docker run -e PORT=...` just works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from toolkit.errors import UsageError
+
+PROTOCOLS = ("http1", "h2c", "h2-tls", "ws")
+BEHAVIOURS = ("lifespan", "graceful")
+
+# Seconds a server is given to drain in-flight requests; runtimes get a longer stop grace period.
+GRACEFUL_TIMEOUT = 25
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    name: str
+    summary: str
+    packages: tuple[str, ...]
+    command: tuple[str, ...]
+    protocols: frozenset[str]
+    # The flags that switch the same command to TLS; {cert} and {key} are paths in the container.
+    tls_flags: tuple[str, ...] = ()
+    # A server whose TLS is a different listener, not extra flags, gives its whole TLS command.
+    tls_command: tuple[str, ...] = ()
+    lifespan: bool = True
+    graceful: bool = True
+    # Why a protocol or behaviour is not claimed; shown as `n/a (reason)` by the smoke suite.
+    limitations: dict[str, str] = field(default_factory=dict)
+    # Exit codes that mean "stopped cleanly after SIGTERM".
+    clean_exit_codes: frozenset[int] = frozenset({0})
+    # "auto" = one worker per CPU the container may use; a number where more workers hurt.
+    default_workers: str = "auto"
+    deprecation: str | None = None
+
+    @property
+    def claims(self) -> frozenset[str]:
+        behaviours = {name for name in BEHAVIOURS if getattr(self, name)}
+        return self.protocols | behaviours
+
+    def argv(self, app: str) -> list[str]:
+        return [part.replace("{app}", app) for part in self.command]
+
+    def tls_argv(self, app: str, cert: str, key: str) -> list[str]:
+        """The command serving TLS on $PORT with the given certificate and PKCS#8 key."""
+        if self.tls_command:
+            base = list(self.tls_command)
+        elif self.tls_flags:
+            base = [*self.command, *self.tls_flags]
+        else:
+            base = [*self.command]
+        return [part.replace("{app}", app).replace("{cert}", cert).replace("{key}", key) for part in base]
+
+
+_UVICORN_PACKAGES = ("uvicorn>=0.30,<1", "uvloop>=0.19,<1", "httptools>=0.6,<1", "websockets>=13,<18")
+
+SERVERS: dict[str, ServerSpec] = {
+    spec.name: spec
+    for spec in (
+        ServerSpec(
+            name="uvicorn",
+            summary="uvicorn with uvloop and httptools",
+            packages=_UVICORN_PACKAGES,
+            command=(
+                "uvicorn", "{app}", "--host", "0.0.0.0", "--port", "$PORT", "--workers", "$WORKERS",
+                "--loop", "uvloop", "--http", "httptools", "--ws", "websockets", "--lifespan", "on",
+                "--no-access-log", "--timeout-graceful-shutdown", str(GRACEFUL_TIMEOUT),
+            ),
+            protocols=frozenset({"http1", "ws"}),
+            tls_flags=("--ssl-certfile", "{cert}", "--ssl-keyfile", "{key}"),
+            limitations={
+                "h2c": "uvicorn speaks HTTP/1.1 only (HTTP/2 needs the experimental zttp extra)",
+                "h2-tls": "uvicorn speaks HTTP/1.1 only, also over TLS",
+            },
+            # A single uvicorn process re-raises SIGTERM after draining: 128 + 15.
+            clean_exit_codes=frozenset({0, 143}),
+        ),
+        ServerSpec(
+            name="hypercorn",
+            summary="hypercorn on uvloop; HTTP/2 always on",
+            packages=("hypercorn[uvloop]>=0.17,<1",),
+            command=(
+                "hypercorn", "{app}", "--bind", "0.0.0.0:$PORT", "--workers", "$WORKERS",
+                "--worker-class", "uvloop", "--graceful-timeout", str(GRACEFUL_TIMEOUT),
+            ),
+            protocols=frozenset({"http1", "h2c", "h2-tls", "ws"}),
+            tls_flags=("--certfile", "{cert}", "--keyfile", "{key}"),
+            # With several workers, hypercorn's parent kills busy workers when an idle one exits
+            # first, losing in-flight requests (SERVERS.md): one worker unless WEB_CONCURRENCY says.
+            default_workers="1",
+        ),
+        ServerSpec(
+            name="daphne",
+            summary="daphne (Twisted); HTTP/2 only over TLS",
+            packages=("daphne>=4.1,<5", "twisted[tls,http2]>=24"),
+            command=("daphne", "--bind", "0.0.0.0", "--port", "$PORT", "{app}"),
+            protocols=frozenset({"http1", "h2-tls", "ws"}),
+            tls_command=("daphne", "-e", "ssl:$PORT:interface=0.0.0.0:privateKey={key}:certKey={cert}", "{app}"),
+            lifespan=False,
+            graceful=False,
+            limitations={
+                "h2c": "daphne serves HTTP/2 only through its TLS endpoint",
+                "lifespan": "daphne does not run the ASGI lifespan protocol",
+                "graceful": "daphne kills in-flight requests on SIGTERM",
+            },
+            default_workers="1",
+        ),
+        ServerSpec(
+            name="granian",
+            summary="granian (Rust) ASGI interface, HTTP/1.1 + HTTP/2 auto",
+            packages=("granian>=2.5,<3",),
+            command=(
+                "granian", "--interface", "asgi", "--host", "0.0.0.0", "--port", "$PORT",
+                "--workers", "$WORKERS", "--http", "auto", "{app}",
+            ),
+            protocols=frozenset({"http1", "h2c", "h2-tls", "ws"}),
+            tls_flags=("--ssl-certificate", "{cert}", "--ssl-keyfile", "{key}"),
+        ),
+        ServerSpec(
+            name="gunicorn",
+            summary="gunicorn managing uvicorn workers (legacy)",
+            packages=("gunicorn>=23,<28", "uvicorn-worker>=0.3,<1", *_UVICORN_PACKAGES),
+            command=(
+                "gunicorn", "{app}", "--worker-class", "uvicorn_worker.UvicornWorker",
+                "--bind", "0.0.0.0:$PORT", "--workers", "$WORKERS",
+                "--graceful-timeout", str(GRACEFUL_TIMEOUT),
+            ),
+            protocols=frozenset({"http1", "ws"}),
+            tls_flags=("--certfile", "{cert}", "--keyfile", "{key}"),
+            limitations={
+                "h2c": "gunicorn's uvicorn worker speaks HTTP/1.1 only",
+                "h2-tls": "gunicorn's uvicorn worker speaks HTTP/1.1 only, also over TLS",
+            },
+            deprecation=(
+                "gunicorn + uvicorn workers is legacy: uvicorn --workers now manages processes itself "
+                "(use --server uvicorn)"
+            ),
+        ),
+    )
+}
+
+
+def get_server(name: str) -> ServerSpec:
+    try:
+        return SERVERS[name]
+    except KeyError:
+        raise UsageError(f"unknown server {name!r}: choose one of {', '.join(SERVERS)}") from None
+
+
+def select_servers(names: list[str] | None, all_servers: bool, default: str = "granian") -> list[ServerSpec]:
+    """The servers a command acts on: `--all`, or each `--server`, or the default."""
+    if all_servers and names:
+        raise UsageError("--all and --server exclude each other: pass one of them")
+    if all_servers:
+        return list(SERVERS.values())
+    chosen = names or [default]
+    return [get_server(name) for name in dict.fromkeys(chosen)]
