@@ -184,6 +184,81 @@ def build(
     out.print(table)
 
 
+@app.command(
+    "test",
+    epilog="Examples: imgtool test --server granian · imgtool test --all --junit report.xml · "
+    "imgtool test --image myapp:latest --protocol http1 --health-path /healthz",
+)
+def test_images(
+    server: ServerOpt = None,
+    all_servers: AllOpt = False,
+    context: ContextOpt = None,
+    image: Annotated[
+        list[str] | None, typer.Option("--image", help="Test this image instead (repeatable; any image).")
+    ] = None,
+    protocol: Annotated[
+        list[str] | None, typer.Option("--protocol", "-p", help="Protocols to check: http1, h2c, h2-tls, ws.")
+    ] = None,
+    check: Annotated[
+        list[str] | None, typer.Option("--check", "-c", help="Run only these checks (repeatable; default all).")
+    ] = None,
+    health_path: Annotated[str | None, typer.Option("--health-path", help="Health route (default: label).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Container port (default: label or 8000).")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for healthy.")] = 20.0,
+    junit_file: Annotated[Path | None, typer.Option("--junit", help="Also write a JUnit XML report.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run each image and prove health and every protocol its server claims; exit 1 on any failure."""
+    from toolkit import engine
+    from toolkit.config import load_config
+    from toolkit.plan import default_tag
+    from toolkit.servers import PROTOCOLS, select_servers
+    from toolkit.smoke import CHECKS, Report
+    from toolkit.smoke import report as render
+    from toolkit.smoke.runner import Runner, describe_image, new_run_id
+
+    for name in protocol or []:
+        if name not in PROTOCOLS:
+            raise UsageError(f"unknown protocol {name!r}: choose from {', '.join(PROTOCOLS)}")
+    for name in check or []:
+        if name not in CHECKS:
+            raise UsageError(f"unknown check {name!r}: choose from {', '.join(CHECKS)}")
+    if image and (server or all_servers):
+        raise UsageError("--image and --server/--all exclude each other: pass one of them")
+    if junit_file is not None and not junit_file.parent.is_dir():
+        raise UsageError(f"cannot write {junit_file}: directory {junit_file.parent} does not exist")
+    if image:
+        refs = list(image)
+    else:
+        config = load_config(context=context)
+        refs = [default_tag(config, spec) for spec in select_servers(server, all_servers)]
+    selected = set(check or CHECKS)
+    if protocol:
+        selected = (selected - set(PROTOCOLS)) | set(protocol)
+
+    client = engine.connect()
+    images = [describe_image(client, ref, health_path, port, protocol) for ref in refs]
+    runner = Runner(client, new_run_id(), timeout=timeout)
+    report = Report()
+    with err.status("starting") as status:
+        for subject in images:
+            report.servers.append(
+                runner.run(subject, selected, lambda step, name=subject.name: status.update(f"{name}: {step}"))
+            )
+    if junit_file is not None:
+        junit_file.write_text(render.junit(report))
+    if as_json:
+        _print_json(render.as_dict(report))
+    else:
+        out.print(render.table(report))
+        for line in render.notes(report):
+            out.print(f"[dim]{line}[/]", highlight=False)
+        for line in render.failures(report):
+            out.print(line, highlight=False, markup=False)
+    if report.failed:
+        raise typer.Exit(1)
+
+
 @base_app.command("bootstrap", epilog="Example: imgtool base bootstrap")
 def base_bootstrap(
     python: PythonOpt = None,
@@ -228,6 +303,70 @@ def base_list(as_json: JsonOpt = False) -> None:
     for base in bases:
         table.add_row(base.name, base.digest or "-", "offline bootstrap" if base.bootstrapped else "published")
     out.print(table)
+
+
+@app.command(
+    epilog="Examples: imgtool compose --all · imgtool compose -s granian --build -o stack.yaml · "
+    "then: docker compose up -d --wait"
+)
+def compose(
+    server: ServerOpt = None,
+    all_servers: AllOpt = False,
+    app_ref: AppOpt = None,
+    context: ContextOpt = None,
+    base: BaseOpt = None,
+    python: PythonOpt = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Compose file to write (validated first).")
+    ] = Path("compose.yaml"),
+    build_mode: Annotated[
+        bool,
+        typer.Option(
+            "--build/--image",
+            help="--image: run the images `imgtool build` made. --build: compose builds them from "
+            "Dockerfiles written to .imgtool/ beside the file (needs the default docker build driver).",
+        ),
+    ] = False,
+    port_base: Annotated[
+        int, typer.Option("--port-base", help="First host port on 127.0.0.1; the rest count up.")
+    ] = 8001,
+    profile: Annotated[
+        bool,
+        typer.Option("--profile", help="Put each service in a profile named after its server (and 'all')."),
+    ] = False,
+    workers: Annotated[int, typer.Option("--workers", help="WEB_CONCURRENCY of every service.")] = 1,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a compose file running the app under each server: healthchecks, 127.0.0.1 ports, restarts."""
+    from toolkit import compose as stack
+    from toolkit import engine
+    from toolkit.servers import select_servers
+
+    output = output.expanduser()
+    specs = select_servers(server, all_servers)
+    stack.check_output(output)
+    stack.check_ports(port_base, len(specs))
+    stack.check_workers(workers)
+    client, plans = _plans(server, all_servers, app_ref, context, base, python)
+    for plan in plans:
+        if plan.server.deprecation:
+            _notice(plan.server.deprecation)
+    ca = engine.resolve_ca_cert(None) if build_mode else None
+    result = stack.emit(
+        client, plans, output, port_base=port_base, build=build_mode, profiles=profile, workers=workers,
+        ca_cert=ca, notice=_notice,
+    )
+    if as_json:
+        _print_json(asdict(result))
+        return
+    table = Table(title=f"imgtool compose: {result.output} ({result.mode} mode, project {result.project})")
+    for column in ("service", "url", "image" if result.mode == "image" else "dockerfile"):
+        table.add_column(column)
+    for service in result.services:
+        table.add_row(service.server, f"{service.url}/", service.image or service.dockerfile or "-")
+    out.print(table)
+    selector = " --profile all" if result.profiles else ""
+    err.print(f"wrote {result.output}; start it: docker compose -f {result.output}{selector} up -d --wait")
 
 
 def _interrupt(signum, frame) -> None:

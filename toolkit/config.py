@@ -18,7 +18,10 @@ DEFAULT_HEALTH_PATH = "/health"
 _APP_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _PYTHON_RE = re.compile(r"^3\.\d{1,2}$")
 _TAG_RE = re.compile(r"^[a-z0-9]+([._/-][a-z0-9]+)*(:[\w][\w.-]{0,127})?$")
-_KNOWN_KEYS = {"app", "python", "base", "health-path", "port", "name"}
+_KNOWN_KEYS = {"app", "python", "base", "health-path", "port", "name", "routes"}
+# "reference": the app serves the bundled app's routes (/info, /ws, /stream, /slow), so the
+# smoke suite can check every protocol; "generic": only the health path is known.
+ROUTE_PROFILES = ("generic", "reference")
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class Config:
     base: str | None
     health_path: str
     port: int
+    routes: str = "generic"
 
 
 def validate_app(app: str) -> str:
@@ -114,6 +118,10 @@ def load_config(
     if not isinstance(health_path, str) or not health_path.startswith("/"):
         raise UsageError(f"health path {health_path!r} must start with '/': e.g. /health")
 
+    routes = settings.get("routes", "generic")
+    if routes not in ROUTE_PROFILES:
+        raise UsageError(f"[tool.imgtool] routes = {routes!r} is not one of {', '.join(ROUTE_PROFILES)}")
+
     project = pyproject.get("project", {})
     requirements_file = "requirements.txt" if (context / "requirements.txt").is_file() else None
     dependencies = () if requirements_file else tuple(project.get("dependencies", ()))
@@ -128,4 +136,5 @@ def load_config(
         base=base or settings.get("base"),
         health_path=health_path,
         port=port,
+        routes=routes,
     )

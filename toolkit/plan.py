@@ -77,6 +77,7 @@ def make_plan(
         "imgtool.protocols": ",".join(sorted(server.protocols)),
         "imgtool.port": str(config.port),
         "imgtool.health-path": config.health_path,
+        "imgtool.routes": config.routes,
     }
     if base.digest:
         labels["org.opencontainers.image.base.digest"] = base.digest

@@ -1,0 +1,200 @@
+"""Protocol checks against a running container. Each returns a short detail or raises CheckFailure.
+
+The runner owns container lifetimes; these functions only speak HTTP/1.1, HTTP/2 and
+WebSocket to `Target`, an address on 127.0.0.1 published by a container this run started.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+
+import httpx
+from websockets.sync.client import connect as ws_connect
+
+TIMEOUT = httpx.Timeout(5.0)
+
+
+class CheckFailure(Exception):
+    """The check ran and the server did not do what was expected; str() says what happened."""
+
+
+@dataclass
+class Target:
+    port: int
+    health_path: str = "/health"
+    reference_routes: bool = True
+    tls_context: ssl.SSLContext | None = None
+    host: str = "127.0.0.1"
+    facts: dict = field(default_factory=dict)
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_context else "http"
+
+    def url(self, path: str) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}{path}"
+
+    def client(self, http1: bool = True, http2: bool = False) -> httpx.Client:
+        return httpx.Client(http1=http1, http2=http2, timeout=TIMEOUT, verify=self.tls_context or True)
+
+
+def _expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise CheckFailure(message)
+
+
+def _get(client: httpx.Client, target: Target, path: str) -> httpx.Response:
+    try:
+        response = client.get(target.url(path))
+    except httpx.HTTPError as exc:
+        raise CheckFailure(f"GET {path}: {type(exc).__name__}: {exc or 'no detail'}") from None
+    _expect(response.status_code == 200, f"GET {path} answered {response.status_code}, expected 200")
+    return response
+
+
+def _local_port(response: httpx.Response) -> int | None:
+    stream = response.extensions.get("network_stream")
+    address = stream.get_extra_info("client_addr") if stream is not None else None
+    return address[1] if address else None
+
+
+def probe_health(target: Target) -> bool:
+    try:
+        with target.client() as client:
+            return client.get(target.url(target.health_path)).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def http1(target: Target) -> str:
+    """HTTP/1.1: health and index answer, one connection is kept alive, /stream arrives in chunks."""
+    with target.client() as client:
+        responses = [_get(client, target, target.health_path) for _ in range(3)]
+        for response in responses:
+            _expect(response.http_version == "HTTP/1.1", f"answered over {response.http_version}, not HTTP/1.1")
+        ports = {_local_port(response) for response in responses}
+        _expect(len(ports) == 1, f"keep-alive not honoured: {len(ports)} connections for 3 requests")
+        if not target.reference_routes:
+            return "health over HTTP/1.1, keep-alive reused"
+        _get(client, target, "/")
+        info = _get(client, target, "/info").json()
+        target.facts["info"] = info
+        _expect(info.get("http_version") == "1.1", f"app saw http_version {info.get('http_version')!r}")
+        arrivals = []
+        with client.stream("GET", target.url("/stream")) as response:
+            _expect(response.status_code == 200, f"GET /stream answered {response.status_code}")
+            body = b""
+            for piece in response.iter_raw():
+                arrivals.append(time.monotonic())
+                body += piece
+        _expect(body.count(b"chunk") == 5, f"/stream body incomplete: {body[:80]!r}")
+        spread = arrivals[-1] - arrivals[0]
+        _expect(len(arrivals) >= 2 and spread >= 0.1, f"/stream arrived in one piece ({len(arrivals)} read(s))")
+    return f"/, /info, /health keep-alive; /stream in {len(arrivals)} chunks over {spread:.2f}s"
+
+
+def _http2(target: Target) -> str:
+    with target.client(http1=False, http2=True) as client:
+        path = "/info" if target.reference_routes else target.health_path
+        response = _get(client, target, path)
+        _expect(response.http_version == "HTTP/2", f"negotiated {response.http_version}, not HTTP/2")
+        if not target.reference_routes:
+            return f"{path} over HTTP/2"
+        info = response.json()
+        _expect(info.get("http_version") == "2", f"app saw http_version {info.get('http_version')!r}, not 2")
+        _expect(info.get("scheme") == target.scheme, f"app saw scheme {info.get('scheme')!r}")
+        return f"/info over HTTP/2, app saw http_version 2, scheme {info['scheme']}"
+
+
+def h2c(target: Target) -> str:
+    """HTTP/2 over cleartext with prior knowledge."""
+    _expect(target.tls_context is None, "h2c needs a cleartext target")
+    return _http2(target)
+
+
+def h2_tls(target: Target) -> str:
+    """HTTP/2 over TLS, negotiated with ALPN."""
+    _expect(target.tls_context is not None, "h2-tls needs a TLS target")
+    return _http2(target)
+
+
+def ws(target: Target) -> str:
+    """WebSocket upgrade to /ws, echo of a text and a binary frame, clean close."""
+    scheme = "wss" if target.tls_context else "ws"
+    url = f"{scheme}://{target.host}:{target.port}/ws"
+    try:
+        with ws_connect(url, open_timeout=5, close_timeout=5, ssl=target.tls_context) as socket:
+            socket.send("hello imgtool")
+            text = socket.recv(timeout=5)
+            _expect(text == "hello imgtool", f"text echo came back as {text!r}")
+            socket.send(b"\x00\x01binary\xff")
+            data = socket.recv(timeout=5)
+            _expect(data == b"\x00\x01binary\xff", f"binary echo came back as {data!r}")
+            socket.close()
+            code = socket.close_code
+    except CheckFailure:
+        raise
+    except Exception as exc:
+        raise CheckFailure(f"WebSocket /ws: {type(exc).__name__}: {exc}") from None
+    _expect(code == 1000, f"close code {code}, expected 1000")
+    return "upgrade, text and binary echo, close 1000"
+
+
+def lifespan_startup(target: Target) -> None:
+    """Before any other request: the app must report that lifespan startup already ran."""
+    with target.client() as client:
+        info = _get(client, target, "/info").json()
+    _expect(info.get("lifespan") is True, "the app served requests without a lifespan startup")
+
+
+@dataclass
+class InFlight:
+    """A slow request running in a thread while the container is being stopped."""
+
+    target: Target
+    milliseconds: int = 2000
+    status: int | None = None
+    body: str = ""
+    error: str = ""
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            with httpx.Client(timeout=httpx.Timeout(self.milliseconds / 1000 + 10), verify=False) as client:
+                response = client.get(self.target.url(f"/slow?ms={self.milliseconds}"))
+                self.status, self.body = response.status_code, response.text
+        except httpx.HTTPError as exc:
+            self.error = f"{type(exc).__name__}: {exc or 'no detail'}"
+
+    def join(self, timeout: float) -> None:
+        assert self._thread is not None
+        self._thread.join(timeout)
+
+    def verdict(self) -> str | None:
+        """None when the request completed intact, else what went wrong."""
+        if self.error:
+            return f"in-flight request lost ({self.error})"
+        if self.status is None:
+            return "in-flight request still hanging"
+        if self.status != 200 or f"slept {self.milliseconds} ms" not in self.body:
+            return f"in-flight request answered {self.status} {self.body[:60]!r}"
+        return None
+
+
+def new_connection_after_signal(target: Target) -> str:
+    """After SIGTERM a new request must be refused (or served), never left hanging."""
+    try:
+        with httpx.Client(timeout=httpx.Timeout(3.0), verify=False) as client:
+            response = client.get(target.url(target.health_path))
+    except httpx.TimeoutException:
+        raise CheckFailure("a new connection after SIGTERM hung instead of being refused") from None
+    except httpx.TransportError:
+        return "refused"
+    return f"still answered {response.status_code}"

@@ -1,0 +1,57 @@
+"""Plain data for smoke results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+# Order matters: it is the table's row order and the order checks run on a container.
+CHECKS = ("health", "nonroot", "http1", "h2c", "h2-tls", "ws", "lifespan", "graceful", "readonly")
+
+
+class Status(StrEnum):
+    PASS = "pass"
+    FAIL = "FAIL"
+    # Not claimed by the server and indeed failing: a known limitation, never a pass.
+    NA = "n/a"
+    # Not claimed by the server, yet it passed: the registry is out of date.
+    STALE = "STALE"
+    # Not run: not selected, or the image lacks what the check needs.
+    SKIP = "skip"
+
+
+@dataclass
+class CheckResult:
+    check: str
+    status: Status
+    detail: str = ""
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.status in (Status.FAIL, Status.STALE)
+
+
+@dataclass
+class ServerReport:
+    server: str
+    image: str
+    results: list[CheckResult] = field(default_factory=list)
+    seconds: float = 0.0
+    logs: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return any(result.failed for result in self.results)
+
+    def result(self, check: str) -> CheckResult | None:
+        return next((result for result in self.results if result.check == check), None)
+
+
+@dataclass
+class Report:
+    servers: list[ServerReport] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(server.failed for server in self.servers)

@@ -1,0 +1,368 @@
+"""The smoke runner: owns container lifetimes (start, wait healthy, check, stop, remove).
+
+Every container is published on 127.0.0.1 only and labelled `imgtool.test=<run id>`, so a
+run removes exactly what it started, also on Ctrl-C and on errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import ssl
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+import docker.errors
+import requests.exceptions
+import trustme
+from cryptography.hazmat.primitives import serialization
+
+from toolkit.errors import UsageError
+from toolkit.servers import SERVERS, ServerSpec
+from toolkit.smoke import checks
+from toolkit.smoke.checks import CheckFailure, Target
+from toolkit.smoke.model import CHECKS, CheckResult, ServerReport, Status
+
+TEST_LABEL = "imgtool.test"
+PROTOCOL_CHECKS = ("http1", "h2c", "h2-tls", "ws")
+# Checks that use the reference app's routes (/ws, /info, /slow) beyond the health path.
+REFERENCE_ONLY = {"ws": "/ws", "lifespan": "/info", "graceful": "/slow"}
+LIFESPAN_SHUTDOWN_MARK = "lifespan shutdown complete"
+CERT_DIR = "/certs"
+DEFAULT_CLEAN_EXIT_CODES = frozenset({0, 143})
+LOG_TAIL = 60
+
+
+def new_run_id() -> str:
+    return secrets.token_hex(4)
+
+
+@dataclass(frozen=True)
+class ImageUnderTest:
+    """An image and what is known about it: from imgtool's labels, or from flags."""
+
+    ref: str
+    name: str
+    port: int
+    health_path: str
+    reference_routes: bool
+    spec: ServerSpec | None
+    app: str | None
+    claimed: frozenset[str]
+    limitations: dict[str, str] = field(default_factory=dict)
+
+
+def describe_image(
+    client: docker.DockerClient,
+    ref: str,
+    health_path: str | None = None,
+    port: int | None = None,
+    protocols: list[str] | None = None,
+) -> ImageUnderTest:
+    try:
+        image = client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        raise UsageError(f"image {ref} not found: build it first (imgtool build) or pass an existing --image") from None
+    labels = image.labels or {}
+    spec = SERVERS.get(labels.get("imgtool.server", ""))
+    always = {"health", "nonroot", "readonly"}
+    if protocols:
+        claimed = frozenset(always | set(protocols))
+    elif spec is not None:
+        claimed = frozenset(always | spec.claims)
+    else:
+        claimed = frozenset(always | {"http1"})
+    return ImageUnderTest(
+        ref=ref,
+        name=spec.name if spec else ref,
+        port=port or int(labels.get("imgtool.port", 8000)),
+        health_path=health_path or labels.get("imgtool.health-path", "/health"),
+        reference_routes=labels.get("imgtool.routes") == "reference",
+        spec=spec,
+        app=labels.get("imgtool.app"),
+        claimed=claimed,
+        limitations=dict(spec.limitations) if spec else {},
+    )
+
+
+def decide(check: str, claimed: bool, passed: bool, detail: str, limitation: str | None, seconds: float) -> CheckResult:
+    """Map what happened onto the report: claims keep the registry honest in both directions."""
+    if claimed:
+        return CheckResult(check, Status.PASS if passed else Status.FAIL, detail, seconds)
+    if passed:
+        why = f" (registry says: {limitation})" if limitation else ""
+        return CheckResult(check, Status.STALE, f"passed though not claimed{why}: update servers.py", seconds)
+    return CheckResult(check, Status.NA, f"{limitation or 'not claimed'}; observed: {detail}", seconds)
+
+
+def plan_checks(image: ImageUnderTest, selected: set[str]) -> dict[str, str | None]:
+    """Each check → None to run it, or the reason it is skipped."""
+    decisions: dict[str, str | None] = {}
+    for check in CHECKS:
+        if check not in selected and check != "health":
+            decisions[check] = "not selected"
+        elif check in REFERENCE_ONLY and not image.reference_routes:
+            decisions[check] = f"needs the reference app's {REFERENCE_ONLY[check]} route"
+        elif check == "h2-tls" and (image.spec is None or image.app is None):
+            decisions[check] = "needs an imgtool-built image (TLS flags come from the server registry)"
+        else:
+            decisions[check] = None
+    return decisions
+
+
+class Runner:
+    def __init__(self, client: docker.DockerClient, run_id: str, timeout: float = 20.0, stop_timeout: float = 10.0):
+        self.client = client
+        self.run_id = run_id
+        self.timeout = timeout
+        self.stop_timeout = stop_timeout
+
+    @contextlib.contextmanager
+    def container(self, image: ImageUnderTest, role: str, **options) -> Iterator[docker.models.containers.Container]:
+        """A started container that is always removed, with its logs kept in `self.logs`."""
+        container = self.client.containers.run(
+            image.ref,
+            detach=True,
+            name=f"imgtool-test-{self.run_id}-{image.name.replace('/', '-').replace(':', '-')}-{role}",
+            labels={TEST_LABEL: self.run_id, "imgtool.test.role": role},
+            ports={f"{image.port}/tcp": ("127.0.0.1", None)},
+            # Same test command as the image's HEALTHCHECK, polled faster than the image's default.
+            healthcheck={"interval": 250_000_000},
+            **options,
+        )
+        try:
+            yield container
+        finally:
+            with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
+                self.logs.append(f"--- {role} container logs ---\n" + _logs(container))
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True, v=True)
+
+    def target(self, container, image: ImageUnderTest, tls: ssl.SSLContext | None = None) -> Target:
+        container.reload()
+        bindings = container.attrs["NetworkSettings"]["Ports"].get(f"{image.port}/tcp") or []
+        if not bindings:
+            raise CheckFailure(f"port {image.port} was not published (container {container.status})")
+        return Target(
+            port=int(bindings[0]["HostPort"]),
+            health_path=image.health_path,
+            reference_routes=image.reference_routes,
+            tls_context=tls,
+        )
+
+    def wait_healthy(self, container, target: Target) -> tuple[bool, str]:
+        started = time.monotonic()
+        health = "none"
+        while time.monotonic() - started < self.timeout:
+            container.reload()
+            state = container.attrs["State"]
+            if state["Status"] in ("exited", "dead"):
+                return False, f"container exited with code {state['ExitCode']} before becoming healthy"
+            health_state = state.get("Health")
+            if health_state is None:
+                return False, "the image has no HEALTHCHECK"
+            health = health_state.get("Status", "none")
+            if health == "healthy" and checks.probe_health(target):
+                return True, f"healthy after {time.monotonic() - started:.1f}s, GET {target.health_path} 200"
+            if health == "unhealthy":
+                last = (health_state.get("Log") or [{}])[-1].get("Output", "").strip()
+                return False, f"Docker health status unhealthy: {last[:200]}"
+            time.sleep(0.1)
+        probe = "200" if checks.probe_health(target) else "no 200"
+        return False, f"not healthy within {self.timeout:.0f}s (Docker health: {health}, GET {target.health_path}: {probe})"
+
+    def run(self, image: ImageUnderTest, selected: set[str], progress: Callable[[str], None] = lambda _: None) -> ServerReport:
+        started = time.monotonic()
+        self.logs: list[str] = []
+        report = ServerReport(server=image.name, image=image.ref)
+        plan = plan_checks(image, selected)
+        outcomes: dict[str, tuple[bool, str, float]] = {}
+
+        def attempt(check: str, action: Callable[[], str]) -> bool:
+            progress(check)
+            began = time.monotonic()
+            try:
+                detail, passed = action(), True
+            except CheckFailure as exc:
+                detail, passed = str(exc), False
+            outcomes[check] = (passed, detail, time.monotonic() - began)
+            return passed
+
+        self._main_container(image, plan, attempt)
+        if plan["h2-tls"] is None and outcomes.get("health", (False,))[0]:
+            self._tls_container(image, attempt)
+        if plan["readonly"] is None and outcomes.get("health", (False,))[0]:
+            self._readonly_container(image, attempt)
+
+        healthy = outcomes.get("health", (False,))[0]
+        for check in CHECKS:
+            skip_reason = plan[check]
+            if check in outcomes:
+                passed, detail, seconds = outcomes[check]
+                report.results.append(
+                    decide(check, check in image.claimed, passed, detail, image.limitations.get(check), seconds)
+                )
+            elif skip_reason is not None:
+                report.results.append(CheckResult(check, Status.SKIP, skip_reason))
+            elif not healthy and check in image.claimed:
+                report.results.append(CheckResult(check, Status.FAIL, "not run: the container never became healthy"))
+            else:
+                report.results.append(CheckResult(check, Status.SKIP, "not run: the container never became healthy"))
+        report.seconds = time.monotonic() - started
+        if report.failed:
+            report.logs = "\n".join(self.logs)
+        return report
+
+    def _main_container(self, image: ImageUnderTest, plan: dict[str, str | None], attempt) -> None:
+        with self.container(image, "main") as container:
+            try:
+                target = self.target(container, image)
+            except CheckFailure as exc:
+                attempt("health", lambda: _raise(exc))
+                return
+
+            def health() -> str:
+                ok, detail = self.wait_healthy(container, target)
+                if not ok:
+                    raise CheckFailure(detail)
+                return detail
+
+            if not attempt("health", health):
+                return
+            startup_error = None
+            if plan["lifespan"] is None:
+                try:
+                    checks.lifespan_startup(target)
+                except CheckFailure as exc:
+                    startup_error = str(exc)
+            if plan["nonroot"] is None:
+                attempt("nonroot", lambda: _nonroot(container))
+            for check in ("http1", "h2c", "ws"):
+                if plan[check] is None:
+                    attempt(check, lambda check=check: getattr(checks, check)(target))
+            if plan["graceful"] is None:
+                attempt("graceful", lambda: self._graceful(container, target, image))
+            else:
+                with contextlib.suppress(requests.exceptions.RequestException):
+                    container.stop(timeout=int(self.stop_timeout))
+            if plan["lifespan"] is None:
+                attempt("lifespan", lambda: _lifespan(container, startup_error))
+
+    def _graceful(self, container, target: Target, image: ImageUnderTest) -> str:
+        inflight = checks.InFlight(target)
+        inflight.start()
+        # Let the request reach the app before the signal (the route sleeps for 2 s).
+        time.sleep(0.5)
+        container.kill(signal="SIGTERM")
+        time.sleep(0.2)
+        late = checks.new_connection_after_signal(target)
+        inflight.join(timeout=inflight.milliseconds / 1000 + 5)
+        try:
+            exit_code = container.wait(timeout=self.stop_timeout)["StatusCode"]
+        except requests.exceptions.RequestException:
+            container.kill()
+            raise CheckFailure(f"still running {self.stop_timeout:.0f}s after SIGTERM") from None
+        problems = [problem for problem in (inflight.verdict(),) if problem]
+        clean = image.spec.clean_exit_codes if image.spec else DEFAULT_CLEAN_EXIT_CODES
+        if exit_code not in clean:
+            problems.append(f"exit code {exit_code} after SIGTERM (clean: {sorted(clean)})")
+        if problems:
+            raise CheckFailure("; ".join(problems))
+        return f"in-flight 2 s request completed 200; new connection {late}; exit {exit_code}"
+
+    def _tls_container(self, image: ImageUnderTest, attempt) -> None:
+        assert image.spec is not None and image.app is not None
+        authority = trustme.CA()
+        with tempfile.TemporaryDirectory(prefix="imgtool-tls-") as certs:
+            _write_certificate(authority, Path(certs))
+            command = image.spec.tls_argv(image.app, f"{CERT_DIR}/cert.pem", f"{CERT_DIR}/key.pem")
+            context = ssl.create_default_context()
+            authority.configure_trust(context)
+            with self.container(
+                image,
+                "tls",
+                command=command,
+                environment={"HEALTH_SCHEME": "https"},
+                volumes={certs: {"bind": CERT_DIR, "mode": "ro"}},
+            ) as container:
+
+                def h2_tls() -> str:
+                    target = self.target(container, image, tls=context)
+                    ok, detail = self.wait_healthy(container, target)
+                    if not ok:
+                        raise CheckFailure(f"TLS container: {detail}")
+                    return checks.h2_tls(target)
+
+                attempt("h2-tls", h2_tls)
+
+    def _readonly_container(self, image: ImageUnderTest, attempt) -> None:
+        with self.container(image, "readonly", read_only=True, tmpfs={"/tmp": "rw,size=64m"}) as container:
+
+            def readonly() -> str:
+                target = self.target(container, image)
+                ok, detail = self.wait_healthy(container, target)
+                if not ok:
+                    raise CheckFailure(f"with --read-only: {detail}")
+                checks.http1(target)
+                return "healthy and HTTP/1.1 with a read-only root and tmpfs /tmp"
+
+            attempt("readonly", readonly)
+
+
+def _raise(exc: Exception) -> str:
+    raise exc
+
+
+def _logs(container) -> str:
+    return container.logs(tail=LOG_TAIL).decode(errors="replace")
+
+
+def _nonroot(container) -> str:
+    processes = container.top(ps_args="-o pid,uid,args")
+    uid_column = processes["Titles"].index("UID")
+    uids = {row[uid_column] for row in processes["Processes"]}
+    if not uids or "0" in uids:
+        raise CheckFailure(f"processes run as UID {sorted(uids)}: root is among them")
+    return f"every process runs as UID {', '.join(sorted(uids))}"
+
+
+def _lifespan(container, startup_error: str | None) -> str:
+    if startup_error:
+        raise CheckFailure(startup_error)
+    container.reload()
+    if container.status not in ("exited", "dead"):
+        raise CheckFailure("container still running; shutdown evidence needs a stop")
+    if LIFESPAN_SHUTDOWN_MARK not in container.logs().decode(errors="replace"):
+        raise CheckFailure("no lifespan shutdown in the logs after stop")
+    return "startup ran before the first request; shutdown ran on stop"
+
+
+def _write_certificate(authority: trustme.CA, directory: Path) -> None:
+    """A server certificate for localhost/127.0.0.1, readable by the image's non-root user.
+
+    The key is written as PKCS#8 because granian accepts no other format.
+    """
+    issued = authority.issue_cert("localhost", "127.0.0.1")
+    key = serialization.load_pem_private_key(issued.private_key_pem.bytes(), password=None)
+    pkcs8 = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    (directory / "cert.pem").write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    (directory / "key.pem").write_bytes(pkcs8)
+    directory.chmod(0o755)
+    for path in directory.iterdir():
+        path.chmod(0o644)
+
+
+def remove_test_containers(client: docker.DockerClient, run_id: str | None = None) -> int:
+    """Remove containers a smoke run left (all runs' when run_id is None); returns how many."""
+    label = f"{TEST_LABEL}={run_id}" if run_id else TEST_LABEL
+    containers = client.containers.list(all=True, filters={"label": label})
+    for container in containers:
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True, v=True)
+    return len(containers)
