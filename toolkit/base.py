@@ -94,8 +94,10 @@ def bootstrap(
 ) -> BaseImage:
     """Build a Debian bookworm + python3 base with debootstrap and `docker import`, no registry needed."""
     if python != BOOTSTRAP_PYTHON:
-        raise UsageError(f"the offline base provides Python {BOOTSTRAP_PYTHON} (Debian {BOOTSTRAP_SUITE}) only: "
-                         f"use --python {BOOTSTRAP_PYTHON}")
+        raise UsageError(
+            f"the offline base provides Python {BOOTSTRAP_PYTHON} (Debian {BOOTSTRAP_SUITE}) only: "
+            f"use --python {BOOTSTRAP_PYTHON}"
+        )
     if image_exists(client, tag) and not force:
         return describe(client, tag)
     if shutil.which("debootstrap") is None:
@@ -103,9 +105,16 @@ def bootstrap(
     mirror = mirror or debian_mirror()
     with tempfile.TemporaryDirectory(prefix="imgtool-rootfs-") as rootfs:
         run = subprocess.run(
-            ["debootstrap", "--variant=minbase", f"--include={','.join(BOOTSTRAP_PACKAGES)}",
-             BOOTSTRAP_SUITE, rootfs, mirror],
-            capture_output=True, text=True,
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(BOOTSTRAP_PACKAGES)}",
+                BOOTSTRAP_SUITE,
+                rootfs,
+                mirror,
+            ],
+            capture_output=True,
+            text=True,
         )
         if run.returncode != 0:
             last = (run.stdout + run.stderr).strip().splitlines()[-1:] or ["no output"]

@@ -31,7 +31,9 @@ err = Console(stderr=True, soft_wrap=True)
 
 ServerOpt = Annotated[
     list[str] | None,
-    typer.Option("--server", "-s", help="Server to act on (repeatable): uvicorn, hypercorn, daphne, granian, gunicorn."),
+    typer.Option(
+        "--server", "-s", help="Server to act on (repeatable): uvicorn, hypercorn, daphne, granian, gunicorn."
+    ),
 ]
 AllOpt = Annotated[bool, typer.Option("--all", help="Act on every server in the registry.")]
 AppOpt = Annotated[str | None, typer.Option("--app", help="ASGI app as module:attr (default: [tool.imgtool] app).")]
@@ -316,9 +318,9 @@ def compose(
     context: ContextOpt = None,
     base: BaseOpt = None,
     python: PythonOpt = None,
-    output: Annotated[
-        Path, typer.Option("--output", "-o", help="Compose file to write (validated first).")
-    ] = Path("compose.yaml"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Compose file to write (validated first).")] = Path(
+        "compose.yaml"
+    ),
     build_mode: Annotated[
         bool,
         typer.Option(
@@ -353,8 +355,15 @@ def compose(
             _notice(plan.server.deprecation)
     ca = engine.resolve_ca_cert(None) if build_mode else None
     result = stack.emit(
-        client, plans, output, port_base=port_base, build=build_mode, profiles=profile, workers=workers,
-        ca_cert=ca, notice=_notice,
+        client,
+        plans,
+        output,
+        port_base=port_base,
+        build=build_mode,
+        profiles=profile,
+        workers=workers,
+        ca_cert=ca,
+        notice=_notice,
     )
     if as_json:
         _print_json(asdict(result))

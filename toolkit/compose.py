@@ -105,9 +105,7 @@ def check_workers(workers: int) -> None:
 
 def check_output(output: Path) -> None:
     if output.is_dir():
-        raise UsageError(
-            f"cannot write {output}: it is a directory; pass a file name, e.g. -o {output}/compose.yaml"
-        )
+        raise UsageError(f"cannot write {output}: it is a directory; pass a file name, e.g. -o {output}/compose.yaml")
     if not output.parent.is_dir():
         raise UsageError(f"cannot write {output}: directory {output.parent} does not exist")
 
@@ -327,9 +325,7 @@ def validate(path: Path) -> None:
             timeout=60,
         )
     except subprocess.TimeoutExpired:
-        raise EnvironmentProblem(
-            "`docker compose config` did not answer in 60 s: check the Docker CLI"
-        ) from None
+        raise EnvironmentProblem("`docker compose config` did not answer in 60 s: check the Docker CLI") from None
     if result.returncode != 0:
         lines = [line.strip() for line in (result.stderr + result.stdout).splitlines() if line.strip()]
         reason = lines[0] if lines else f"exit code {result.returncode}"

@@ -71,8 +71,18 @@ def uv_wheel(arch: str) -> Path:
         return found[-1]
     wheels.mkdir(parents=True, exist_ok=True)
     command = [
-        sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-        "--platform", f"manylinux_2_17_{arch}", "--dest", str(wheels), UV_REQUIREMENT,
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--platform",
+        f"manylinux_2_17_{arch}",
+        "--dest",
+        str(wheels),
+        UV_REQUIREMENT,
     ]
     result = subprocess.run(command, capture_output=True, text=True)
     found = sorted(wheels.glob(f"uv-*manylinux*{arch}*.whl"))

@@ -34,5 +34,3 @@ _ENV.filters["shquote"] = shlex.quote
 def render_dockerfile(plan: BuildPlan, template: str = "Dockerfile.j2") -> str:
     context = {field: getattr(plan, field) for field in plan.__dataclass_fields__}
     return _ENV.get_template(template).render(version=__version__, **context)
-
-

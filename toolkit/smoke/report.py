@@ -66,9 +66,11 @@ def as_dict(report: Report) -> dict:
     return {
         "ok": not report.failed,
         "servers": [
-            {**asdict(server), "failed": server.failed, "results": [
-                {**asdict(result), "status": result.status.value} for result in server.results
-            ]}
+            {
+                **asdict(server),
+                "failed": server.failed,
+                "results": [{**asdict(result), "status": result.status.value} for result in server.results],
+            }
             for server in report.servers
         ],
     }

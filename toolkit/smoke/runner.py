@@ -173,9 +173,14 @@ class Runner:
                 return False, f"Docker health status unhealthy: {last[:200]}"
             time.sleep(0.1)
         probe = "200" if checks.probe_health(target) else "no 200"
-        return False, f"not healthy within {self.timeout:.0f}s (Docker health: {health}, GET {target.health_path}: {probe})"
+        return (
+            False,
+            f"not healthy within {self.timeout:.0f}s (Docker health: {health}, GET {target.health_path}: {probe})",
+        )
 
-    def run(self, image: ImageUnderTest, selected: set[str], progress: Callable[[str], None] = lambda _: None) -> ServerReport:
+    def run(
+        self, image: ImageUnderTest, selected: set[str], progress: Callable[[str], None] = lambda _: None
+    ) -> ServerReport:
         started = time.monotonic()
         self.logs: list[str] = []
         report = ServerReport(server=image.name, image=image.ref)
@@ -222,7 +227,8 @@ class Runner:
             try:
                 target = self.target(container, image)
             except CheckFailure as exc:
-                attempt("health", lambda: _raise(exc))
+                failure = exc
+                attempt("health", lambda: _raise(failure))
                 return
 
             def health() -> str:
