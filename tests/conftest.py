@@ -1,0 +1,45 @@
+"""Shared fixtures: a real Docker engine (skip only where none exists and CI is not set)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import docker
+import docker.errors
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.docker)
+
+
+def run_cli(*args: str, timeout: float = 600, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """Run imgtool as a user would, in a subprocess, capturing both streams."""
+    return subprocess.run(
+        [sys.executable, "-m", "toolkit", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> docker.DockerClient:
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but no Docker engine answers ({exc}): run scripts/provision-docker")
+        pytest.skip("no Docker engine on this machine")
+    return client

@@ -1,0 +1,82 @@
+import pytest
+
+from toolkit.config import BUNDLED_APP_CONTEXT, load_config, validate_tag
+from toolkit.errors import UsageError
+
+
+def write_project(tmp_path, tool="", files=("main.py",)):
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("app = None\n")
+    (tmp_path / "pyproject.toml").write_text(
+        f'[project]\nname = "My App"\ndependencies = ["starlette>=0.40"]\n\n[tool.imgtool]\n{tool}\n'
+    )
+    return tmp_path
+
+
+def test_bundled_app_is_the_default():
+    config = load_config()
+    assert config.context == BUNDLED_APP_CONTEXT.resolve()
+    assert config.app == "app:app" and config.app_name == "reference-app" and config.routes == "reference"
+    assert any(dep.startswith("litestar") for dep in config.dependencies)
+
+
+def test_flags_override_pyproject(tmp_path):
+    write_project(tmp_path, 'app = "main:app"\nport = 9000\npython = "3.12"', files=("main.py", "other.py"))
+    config = load_config(tmp_path, app="other:app", port=8080)
+    assert (config.app, config.port, config.python, config.app_name) == ("other:app", 8080, "3.12", "my-app")
+    assert config.dependencies == ("starlette>=0.40",)
+
+
+def test_requirements_txt_wins_over_project_dependencies(tmp_path):
+    write_project(tmp_path, 'app = "main:app"')
+    (tmp_path / "requirements.txt").write_text("starlette\n")
+    config = load_config(tmp_path)
+    assert config.requirements_file == "requirements.txt" and config.dependencies == ()
+
+
+def test_src_layout_package_is_found(tmp_path):
+    write_project(tmp_path, 'app = "pkg.main:app"', files=("src/pkg/__init__.py", "src/pkg/main.py"))
+    assert load_config(tmp_path).app == "pkg.main:app"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "tool", "message"),
+    [
+        ({"app": "main"}, "", "is not module:attribute"),
+        ({"app": "main:app:x"}, "", "is not module:attribute"),
+        ({"app": "nothere:app"}, "", "is not in context"),
+        ({}, "", "no ASGI app given"),
+        ({"app": "main:app", "python": "three"}, "", "is not X.Y"),
+        ({"app": "main:app"}, "port = 70000", "is not a TCP port"),
+        ({"app": "main:app"}, 'health-path = "health"', "must start with '/'"),
+        ({"app": "main:app"}, 'colour = "blue"', "unknown \\[tool.imgtool\\] key"),
+        ({"app": "main:app"}, 'routes = "all"', "routes = 'all' is not one of"),
+    ],
+)
+def test_bad_config_is_a_usage_error(tmp_path, kwargs, tool, message):
+    write_project(tmp_path, tool)
+    with pytest.raises(UsageError, match=message):
+        load_config(tmp_path, **kwargs)
+
+
+def test_missing_context(tmp_path):
+    with pytest.raises(UsageError, match="is not a directory"):
+        load_config(tmp_path / "missing")
+
+
+def test_invalid_toml(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[tool.imgtool\n")
+    with pytest.raises(UsageError, match="not valid TOML"):
+        load_config(tmp_path)
+
+
+@pytest.mark.parametrize("tag", ["Upper:case", "name:", "a b", ":tag"])
+def test_invalid_tags(tag):
+    with pytest.raises(UsageError, match="invalid image tag"):
+        validate_tag(tag)
+
+
+def test_valid_tags():
+    for tag in ("myapp", "myapp:granian", "localhost:5000/team/app:v1.2"):
+        assert validate_tag(tag) == tag

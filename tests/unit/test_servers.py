@@ -1,0 +1,47 @@
+import pytest
+
+from toolkit.errors import UsageError
+from toolkit.servers import BEHAVIOURS, PROTOCOLS, SERVERS, get_server, select_servers
+
+
+def test_registry_has_the_five_server_setups():
+    assert list(SERVERS) == ["uvicorn", "hypercorn", "daphne", "granian", "gunicorn"]
+
+
+@pytest.mark.parametrize("spec", SERVERS.values(), ids=list(SERVERS))
+def test_every_spec_is_complete(spec):
+    assert spec.packages and spec.command
+    assert "{app}" in spec.command and any("$PORT" in part for part in spec.command)
+    assert spec.protocols <= set(PROTOCOLS) and "http1" in spec.protocols
+    unclaimed = (set(PROTOCOLS) | set(BEHAVIOURS)) - spec.claims
+    assert unclaimed <= set(spec.limitations), f"{spec.name} lacks a reason for {unclaimed - set(spec.limitations)}"
+    assert not set(spec.limitations) & spec.claims
+
+
+@pytest.mark.parametrize("spec", SERVERS.values(), ids=list(SERVERS))
+def test_tls_command_names_certificate_and_key(spec):
+    argv = spec.tls_argv("app:app", "/certs/cert.pem", "/certs/key.pem")
+    joined = " ".join(argv)
+    assert "/certs/cert.pem" in joined and "/certs/key.pem" in joined
+    assert "app:app" in argv and "{" not in joined
+
+
+def test_throughput_defaults():
+    uvicorn = SERVERS["uvicorn"].argv("m:a")
+    assert uvicorn[uvicorn.index("--loop") + 1] == "uvloop" and uvicorn[uvicorn.index("--http") + 1] == "httptools"
+    granian = SERVERS["granian"].argv("m:a")
+    assert granian[granian.index("--interface") + 1] == "asgi"
+    assert SERVERS["gunicorn"].deprecation and "uvicorn --workers" in SERVERS["gunicorn"].deprecation
+
+
+def test_unknown_server_lists_the_valid_ones():
+    with pytest.raises(UsageError, match="choose one of uvicorn, hypercorn, daphne, granian, gunicorn"):
+        get_server("tornado")
+
+
+def test_select_servers():
+    assert [s.name for s in select_servers(None, False)] == ["granian"]
+    assert len(select_servers(None, True)) == 5
+    assert [s.name for s in select_servers(["daphne", "daphne", "uvicorn"], False)] == ["daphne", "uvicorn"]
+    with pytest.raises(UsageError, match="exclude each other"):
+        select_servers(["granian"], True)
