@@ -1,0 +1,106 @@
+"""Integration fixtures: the five reference images, and deliberately broken variants of them."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+from pathlib import Path
+
+import docker
+import pytest
+
+from tests.conftest import run_cli
+from toolkit.config import BUNDLED_APP_CONTEXT
+from toolkit.servers import SERVERS
+
+BROKEN_PREFIX = "imgtool-test-broken"
+
+
+@pytest.fixture(scope="session")
+def reference_images(docker_client) -> dict[str, str]:
+    """Build the bundled app for all five servers once, as a user would: `imgtool build --all`."""
+    result = run_cli("build", "--all", "--json")
+    assert result.returncode == 0, f"imgtool build --all failed:\n{result.stderr[-3000:]}"
+    built = {entry["server"]: entry["tag"] for entry in json.loads(result.stdout)}
+    assert set(built) == set(SERVERS)
+    return built
+
+
+def copy_reference_app(destination: Path) -> Path:
+    shutil.copytree(BUNDLED_APP_CONTEXT, destination, ignore=shutil.ignore_patterns("__pycache__"))
+    return destination
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+@pytest.fixture(scope="session")
+def broken_images(docker_client, reference_images, tmp_path_factory) -> dict[str, str]:
+    """Images that must fail one check each; removed at the end of the session."""
+    root = tmp_path_factory.mktemp("broken")
+    images: dict[str, str] = {}
+
+    def build(name: str, server: str, context: Path) -> None:
+        tag = f"{BROKEN_PREFIX}-{name}:{server}"
+        result = run_cli("build", "--server", server, "--context", str(context), "--tag", tag, "--json")
+        assert result.returncode == 0, f"building {tag} failed:\n{result.stderr[-3000:]}"
+        images[name] = tag
+
+    wrong_health = copy_reference_app(root / "wrong-health")
+    edit(wrong_health / "pyproject.toml", 'routes = "reference"', 'routes = "reference"\nhealth-path = "/missing"')
+    build("wrong-health", "granian", wrong_health)
+
+    crash = copy_reference_app(root / "crash")
+    edit(
+        crash / "app.py",
+        "on_startup=[startup],",
+        "on_startup=[startup, crash_on_purpose],",
+    )
+    edit(
+        crash / "app.py",
+        "app = Litestar(",
+        "def crash_on_purpose() -> None:\n"
+        '    raise RuntimeError("imgtool-test: startup crashed on purpose")\n\n\n'
+        "app = Litestar(",
+    )
+    build("crash", "uvicorn", crash)
+
+    no_ws = copy_reference_app(root / "no-ws")
+    edit(
+        no_ws / "app.py",
+        "route_handlers=[index, health, info, stream, slow, echo]",
+        "route_handlers=[index, health, info, stream, slow]",
+    )
+    build("no-ws", "granian", no_ws)
+
+    # PID 1 is a shell that ignores SIGTERM and never passes it on: no graceful shutdown.
+    ignores_term = f"{BROKEN_PREFIX}-ignores-sigterm:granian"
+    dockerfile = (
+        f"FROM {reference_images['granian']}\n"
+        'ENTRYPOINT ["/bin/sh", "-c", "trap \\"\\" TERM; /opt/venv/bin/python /opt/imgtool/launch.py \\"$@\\"; '
+        'sleep 3600", "sh"]\n'
+        # A new ENTRYPOINT resets CMD: keep the server command.
+        f"CMD {json.dumps(docker_client.images.get(reference_images['granian']).attrs['Config']['Cmd'])}\n"
+    )
+    docker_client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=ignores_term, rm=True)
+    images["ignores-sigterm"] = ignores_term
+
+    yield images
+    for tag in images.values():
+        docker_client.images.remove(tag, force=True)
+
+
+def leftover_test_containers(client: docker.DockerClient) -> list[str]:
+    return [c.name for c in client.containers.list(all=True, filters={"label": "imgtool.test"})]
+
+
+def single_line_error(stderr: str) -> str:
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line of error, got:\n{stderr}"
+    assert "Traceback" not in stderr
+    return re.sub(r"\s+", " ", lines[0])

@@ -1,0 +1,115 @@
+"""`imgtool build` on a real engine: five images, lean, non-root, serving; fast code-only rebuilds."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import run_cli
+from tests.integration.conftest import copy_reference_app, edit
+from toolkit.servers import SERVERS
+
+
+def wait_for_health(url: str, timeout: float = 20) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            response = httpx.get(url, timeout=2)
+            if response.status_code == 200:
+                return response
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} did not answer 200 within {timeout}s")
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_image_serves_as_non_root_without_pip(docker_client, reference_images, server):
+    tag = reference_images[server]
+    image = docker_client.images.get(tag)
+    labels = image.labels
+    assert labels["imgtool.server"] == server
+    assert labels["imgtool.protocols"] == ",".join(sorted(SERVERS[server].protocols))
+    assert labels["org.opencontainers.image.base.name"]
+    assert image.attrs["Config"]["User"] == "10001:10001"
+
+    container = docker_client.containers.run(
+        tag, detach=True, ports={"8000/tcp": ("127.0.0.1", None)}, labels={"imgtool.test": "build-test"}
+    )
+    try:
+        container.reload()
+        port = container.attrs["NetworkSettings"]["Ports"]["8000/tcp"][0]["HostPort"]
+        wait_for_health(f"http://127.0.0.1:{port}/health")
+        index = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+        assert index.status_code == 200 and "reference app" in index.text
+        uid = container.exec_run(["python3", "-c", "import os; print(os.stat('/proc/1').st_uid)"])
+        assert uid.output.strip() != b"0"
+        no_pip = container.exec_run(["python3", "-c", "import pip"])
+        assert no_pip.exit_code != 0 and b"No module named 'pip'" in no_pip.output
+        leftovers = container.exec_run(
+            [
+                "sh",
+                "-c",
+                "ls /opt/venv/bin/pip* /opt/venv/lib/python3*/site-packages/setuptools "
+                "/opt/venv/lib/python3*/site-packages/wheel /root/.cache 2>/dev/null; which gcc cc",
+            ]
+        )
+        assert leftovers.output.strip() == b""
+    finally:
+        container.remove(force=True)
+
+
+def layers(client, tag: str) -> list[str]:
+    return client.images.get(tag).attrs["RootFS"]["Layers"]
+
+
+def test_code_only_change_reuses_the_dependency_layers(docker_client, reference_images, tmp_path):
+    context = copy_reference_app(tmp_path / "app")
+    tag = "imgtool-test-rebuild:granian"
+    try:
+        first = run_cli("build", "--context", str(context), "--tag", tag, "--json")
+        assert first.returncode == 0, first.stderr
+        before = layers(docker_client, tag)
+        edit(context / "app.py", "Hello from imgtool's reference app", "Hello again from imgtool's reference app")
+        second = run_cli("build", "--context", str(context), "--tag", tag, "--json")
+        assert second.returncode == 0, second.stderr
+        after = layers(docker_client, tag)
+        seconds = json.loads(second.stdout)[0]["seconds"]
+        print(f"code-only rebuild: {seconds:.2f}s")
+    finally:
+        docker_client.images.remove(tag, force=True)
+    assert len(before) == len(after)
+    # Everything up to and including the venv is reused; only the app layer changes.
+    assert before[:-1] == after[:-1]
+    assert before[-1] != after[-1]
+
+
+def test_build_json_reports_tag_id_size_and_time(reference_images):
+    result = run_cli("build", "--server", "granian", "--json")
+    assert result.returncode == 0, result.stderr
+    (entry,) = json.loads(result.stdout)
+    assert entry["tag"] == reference_images["granian"]
+    assert entry["image_id"].startswith("sha256:") and entry["size_bytes"] > 0 and entry["seconds"] > 0
+
+
+def test_gunicorn_build_prints_the_deprecation_notice(reference_images):
+    result = run_cli("build", "--server", "gunicorn")
+    assert result.returncode == 0
+    assert "legacy" in result.stderr and "uvicorn --workers" in result.stderr
+
+
+def test_render_prints_the_dockerfile_build_uses(reference_images):
+    result = run_cli("render", "--server", "hypercorn")
+    assert result.returncode == 0
+    assert result.stdout.count("FROM ") == 2 and '"hypercorn"' in result.stdout
+
+
+def test_base_list_shows_the_base_in_use(docker_client, reference_images):
+    result = run_cli("base", "list", "--json")
+    assert result.returncode == 0
+    base = docker_client.images.get(reference_images["granian"]).labels["org.opencontainers.image.base.name"]
+    assert base in [entry["name"] for entry in json.loads(result.stdout)]

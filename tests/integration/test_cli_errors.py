@@ -1,0 +1,76 @@
+"""Bad input: one clear line naming the problem and the fix, exit 2, no traceback, nothing left behind."""
+
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from tests.conftest import ROOT, run_cli
+from tests.integration.conftest import leftover_test_containers, single_line_error
+
+
+def temp_leftovers() -> set[str]:
+    return set(glob.glob(os.path.join(tempfile.gettempdir(), "imgtool-*")))
+
+
+CASES = {
+    "unknown server": (["build", "--server", "tornado"], {}, "unknown server 'tornado': choose one of uvicorn"),
+    "malformed app": (["build", "--app", "main.app"], {}, "is not module:attribute"),
+    "missing context": (["build", "--context", "/nonexistent/app"], {}, "is not a directory"),
+    "app not in context": (["build", "--app", "nothere:app"], {}, "is not in context"),
+    "all with server": (["build", "--all", "--server", "granian"], {}, "exclude each other"),
+    "invalid tag": (["build", "--tag", "Bad Tag"], {}, "invalid image tag"),
+    "unknown protocol": (["test", "--protocol", "h3"], {}, "unknown protocol 'h3'"),
+    "missing image": (
+        ["test", "--image", "imgtool-test/none:missing"],
+        {},
+        "image imgtool-test/none:missing not found",
+    ),
+    "base missing": (["build", "--base", "imgtool-test/no-such-base:1"], {}, "cannot be pulled"),
+    "daemon unreachable": (
+        ["build"],
+        {"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
+        "Docker engine unreachable",
+    ),
+    "buildx missing": (["build"], {"DOCKER_CONFIG": "EMPTY"}, "docker buildx is not installed"),
+    "unwritable junit path": (["test", "--junit", "/nonexistent/dir/report.xml"], {}, "does not exist"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input(docker_client, case, tmp_path):
+    args, env, message = CASES[case]
+    env = {key: str(tmp_path) if value == "EMPTY" else value for key, value in env.items()}
+    before = temp_leftovers()
+    result = run_cli(*args, env=env, timeout=120)
+    assert result.returncode == 2, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    line = single_line_error(result.stderr)
+    assert message in line
+    assert ": " in line.split("error:", 1)[-1], "the message must name the fix after the problem"
+    assert temp_leftovers() <= before
+    assert leftover_test_containers(docker_client) == []
+
+
+def test_ctrl_c_during_build_leaves_nothing_behind(docker_client, reference_images):
+    before = temp_leftovers()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "toolkit", "build", "--server", "daphne", "--no-cache", "--json"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(3)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert temp_leftovers() <= before
+    assert not [p for p in docker_client.containers.list(all=True) if "buildx" in p.name]
