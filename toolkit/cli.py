@@ -240,9 +240,8 @@ def test_images(
 
     client = engine.connect()
     images = [describe_image(client, ref, health_path, port, protocol) for ref in refs]
-    runner = Runner(client, new_run_id(), timeout=timeout)
     report = Report()
-    with err.status("starting") as status:
+    with Runner(client, new_run_id(), timeout=timeout) as runner, err.status("starting") as status:
         for subject in images:
             report.servers.append(
                 runner.run(subject, selected, lambda step, name=subject.name: status.update(f"{name}: {step}"))

@@ -105,6 +105,7 @@ def test_table_output_for_people(reference_images):
 
 
 def test_ctrl_c_during_test_leaves_nothing_behind(docker_client, reference_images):
+    assert leftover_test_containers(docker_client) == [], "an earlier test left containers"
     process = subprocess.Popen(
         [sys.executable, "-m", "toolkit", "test", "--server", "hypercorn"],
         cwd=ROOT,

@@ -121,6 +121,14 @@ class Runner:
         self.timeout = timeout
         self.stop_timeout = stop_timeout
 
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        # Ctrl-C can land between the engine creating a container and `run` returning it:
+        # the label finds what no context manager got to see.
+        remove_test_containers(self.client, self.run_id)
+
     @contextlib.contextmanager
     def container(self, image: ImageUnderTest, role: str, **options) -> Iterator[docker.models.containers.Container]:
         """A started container that is always removed, with its logs kept in `self.logs`."""
