@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,9 @@ import docker.errors
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# Every imgtool run in this pytest session labels its containers with this id, so leftover
+# checks see only this session's containers, even while another session runs beside it.
+RUN_ID = f"pytest-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 def pytest_collection_modifyitems(items):
@@ -28,9 +32,13 @@ def run_cli(*args: str, timeout: float = 600, env: dict | None = None, **kwargs)
         text=True,
         timeout=timeout,
         cwd=ROOT,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        env=cli_env(env),
         **kwargs,
     )
+
+
+def cli_env(extra: dict | None = None) -> dict:
+    return {**os.environ, "COLUMNS": "200", "IMGTOOL_RUN_ID": RUN_ID, **(extra or {})}
 
 
 @pytest.fixture(scope="session")

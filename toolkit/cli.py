@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from dataclasses import asdict
@@ -241,7 +242,9 @@ def test_images(
     client = engine.connect()
     images = [describe_image(client, ref, health_path, port, protocol) for ref in refs]
     report = Report()
-    with Runner(client, new_run_id(), timeout=timeout) as runner, err.status("starting") as status:
+    # IMGTOOL_RUN_ID lets a caller (CI, a test session) find and clean exactly its own containers.
+    run_id = os.environ.get("IMGTOOL_RUN_ID") or new_run_id()
+    with Runner(client, run_id, timeout=timeout) as runner, err.status("starting") as status:
         for subject in images:
             report.servers.append(
                 runner.run(subject, selected, lambda step, name=subject.name: status.update(f"{name}: {step}"))

@@ -18,9 +18,7 @@ DEFAULT_HEALTH_PATH = "/health"
 _APP_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _PYTHON_RE = re.compile(r"^3\.\d{1,2}$")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_TAG_RE = re.compile(
-    rf"^(?:[a-zA-Z0-9.-]+(?::\d+)?/)?{_COMPONENT}(?:/{_COMPONENT})*(?::\w[\w.-]{{0,127}})?$"
-)
+_TAG_RE = re.compile(rf"^(?:[a-zA-Z0-9.-]+(?::\d+)?/)?{_COMPONENT}(?:/{_COMPONENT})*(?::\w[\w.-]{{0,127}})?$")
 _KNOWN_KEYS = {"app", "python", "base", "health-path", "port", "name", "routes"}
 # "reference": the app serves the bundled app's routes (/info, /ws, /stream, /slow), so the
 # smoke suite can check every protocol; "generic": only the health path is known.

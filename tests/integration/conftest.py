@@ -11,7 +11,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import RUN_ID, run_cli
 from toolkit.config import BUNDLED_APP_CONTEXT
 from toolkit.servers import SERVERS
 
@@ -96,7 +96,7 @@ def broken_images(docker_client, reference_images, tmp_path_factory) -> dict[str
 
 
 def leftover_test_containers(client: docker.DockerClient) -> list[str]:
-    return [c.name for c in client.containers.list(all=True, filters={"label": "imgtool.test"})]
+    return [c.name for c in client.containers.list(all=True, filters={"label": f"imgtool.test={RUN_ID}"})]
 
 
 def single_line_error(stderr: str) -> str:

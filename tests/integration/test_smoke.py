@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import time
 import junitparser
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, cli_env, run_cli
 from tests.integration.conftest import leftover_test_containers
 from toolkit.servers import SERVERS
 from toolkit.smoke import CHECKS
@@ -112,7 +111,7 @@ def test_ctrl_c_during_test_leaves_nothing_behind(docker_client, reference_image
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "COLUMNS": "200"},
+        env=cli_env(),
     )
     deadline = time.monotonic() + 30
     while not leftover_test_containers(docker_client):
