@@ -11,6 +11,7 @@ Commands are exec-form argv lists. Three tokens are filled in:
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 
 from toolkit.errors import UsageError
@@ -41,6 +42,8 @@ class ServerSpec:
     clean_exit_codes: frozenset[int] = frozenset({0})
     # "auto" = one worker per CPU the container may use; a number where more workers hurt.
     default_workers: str = "auto"
+    # Whether the server replaces a worker that died; else the container's restart policy must.
+    respawns_workers: bool = True
     deprecation: str | None = None
 
     @property
@@ -62,6 +65,11 @@ class ServerSpec:
         return [part.replace("{app}", app).replace("{cert}", cert).replace("{key}", key) for part in base]
 
 
+def _argv(text: str) -> tuple[str, ...]:
+    """Commands are written as shell-like text for reading; they run as exec-form argv."""
+    return tuple(shlex.split(text))
+
+
 _UVICORN_PACKAGES = ("uvicorn>=0.30,<1", "uvloop>=0.19,<1", "httptools>=0.6,<1", "websockets>=13,<18")
 
 SERVERS: dict[str, ServerSpec] = {
@@ -71,29 +79,12 @@ SERVERS: dict[str, ServerSpec] = {
             name="uvicorn",
             summary="uvicorn with uvloop and httptools",
             packages=_UVICORN_PACKAGES,
-            command=(
-                "uvicorn",
-                "{app}",
-                "--host",
-                "0.0.0.0",
-                "--port",
-                "$PORT",
-                "--workers",
-                "$WORKERS",
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--ws",
-                "websockets",
-                "--lifespan",
-                "on",
-                "--no-access-log",
-                "--timeout-graceful-shutdown",
-                str(GRACEFUL_TIMEOUT),
+            command=_argv(
+                "uvicorn {app} --host 0.0.0.0 --port $PORT --workers $WORKERS --loop uvloop --http httptools"
+                f" --ws websockets --lifespan on --no-access-log --timeout-graceful-shutdown {GRACEFUL_TIMEOUT}"
             ),
             protocols=frozenset({"http1", "ws"}),
-            tls_flags=("--ssl-certfile", "{cert}", "--ssl-keyfile", "{key}"),
+            tls_flags=_argv("--ssl-certfile {cert} --ssl-keyfile {key}"),
             limitations={
                 "h2c": "uvicorn speaks HTTP/1.1 only (HTTP/2 needs the experimental zttp extra)",
                 "h2-tls": "uvicorn speaks HTTP/1.1 only, also over TLS",
@@ -105,31 +96,25 @@ SERVERS: dict[str, ServerSpec] = {
             name="hypercorn",
             summary="hypercorn on uvloop; HTTP/2 always on",
             packages=("hypercorn[uvloop]>=0.17,<1",),
-            command=(
-                "hypercorn",
-                "{app}",
-                "--bind",
-                "0.0.0.0:$PORT",
-                "--workers",
-                "$WORKERS",
-                "--worker-class",
-                "uvloop",
-                "--graceful-timeout",
-                str(GRACEFUL_TIMEOUT),
+            command=_argv(
+                "hypercorn {app} --bind 0.0.0.0:$PORT --workers $WORKERS --worker-class uvloop"
+                f" --graceful-timeout {GRACEFUL_TIMEOUT}"
             ),
             protocols=frozenset({"http1", "h2c", "h2-tls", "ws"}),
-            tls_flags=("--certfile", "{cert}", "--keyfile", "{key}"),
+            tls_flags=_argv("--certfile {cert} --keyfile {key}"),
             # With several workers, hypercorn's parent kills busy workers when an idle one exits
             # first, losing in-flight requests (SERVERS.md): one worker unless WEB_CONCURRENCY says.
             default_workers="1",
+            # A dead worker stops the whole server (tested): recovery is the container's restart policy.
+            respawns_workers=False,
         ),
         ServerSpec(
             name="daphne",
             summary="daphne (Twisted); HTTP/2 only over TLS",
             packages=("daphne>=4.1,<5", "twisted[tls,http2]>=24"),
-            command=("daphne", "--bind", "0.0.0.0", "--port", "$PORT", "{app}"),
+            command=_argv("daphne --bind 0.0.0.0 --port $PORT {app}"),
             protocols=frozenset({"http1", "h2-tls", "ws"}),
-            tls_command=("daphne", "-e", "ssl:$PORT:interface=0.0.0.0:privateKey={key}:certKey={cert}", "{app}"),
+            tls_command=_argv("daphne -e ssl:$PORT:interface=0.0.0.0:privateKey={key}:certKey={cert} {app}"),
             lifespan=False,
             graceful=False,
             limitations={
@@ -138,46 +123,30 @@ SERVERS: dict[str, ServerSpec] = {
                 "graceful": "daphne kills in-flight requests on SIGTERM",
             },
             default_workers="1",
+            respawns_workers=False,
         ),
         ServerSpec(
             name="granian",
             summary="granian (Rust) ASGI interface, HTTP/1.1 + HTTP/2 auto",
             packages=("granian>=2.5,<3",),
-            command=(
-                "granian",
-                "--interface",
-                "asgi",
-                "--host",
-                "0.0.0.0",
-                "--port",
-                "$PORT",
-                "--workers",
-                "$WORKERS",
-                "--http",
-                "auto",
-                "{app}",
+            # Without --respawn-failed-workers one crashed worker takes the whole server down (tested).
+            command=_argv(
+                "granian --interface asgi --host 0.0.0.0 --port $PORT --workers $WORKERS --http auto"
+                " --respawn-failed-workers --respawn-interval 1 {app}"
             ),
             protocols=frozenset({"http1", "h2c", "h2-tls", "ws"}),
-            tls_flags=("--ssl-certificate", "{cert}", "--ssl-keyfile", "{key}"),
+            tls_flags=_argv("--ssl-certificate {cert} --ssl-keyfile {key}"),
         ),
         ServerSpec(
             name="gunicorn",
             summary="gunicorn managing uvicorn workers (legacy)",
             packages=("gunicorn>=23,<28", "uvicorn-worker>=0.3,<1", *_UVICORN_PACKAGES),
-            command=(
-                "gunicorn",
-                "{app}",
-                "--worker-class",
-                "uvicorn_worker.UvicornWorker",
-                "--bind",
-                "0.0.0.0:$PORT",
-                "--workers",
-                "$WORKERS",
-                "--graceful-timeout",
-                str(GRACEFUL_TIMEOUT),
+            command=_argv(
+                "gunicorn {app} --worker-class uvicorn_worker.UvicornWorker --bind 0.0.0.0:$PORT"
+                f" --workers $WORKERS --graceful-timeout {GRACEFUL_TIMEOUT}"
             ),
             protocols=frozenset({"http1", "ws"}),
-            tls_flags=("--certfile", "{cert}", "--keyfile", "{key}"),
+            tls_flags=_argv("--certfile {cert} --keyfile {key}"),
             limitations={
                 "h2c": "gunicorn's uvicorn worker speaks HTTP/1.1 only",
                 "h2-tls": "gunicorn's uvicorn worker speaks HTTP/1.1 only, also over TLS",
