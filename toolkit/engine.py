@@ -195,10 +195,22 @@ def build_image(
                 raise
         seconds = time.monotonic() - started
         if process.returncode != 0:
+            import_error = _import_check_error(output_lines)
+            if import_error:
+                raise UsageError(
+                    f"{plan.config.app} cannot be imported in the image ({import_error}): "
+                    "fix the app or add the missing dependency"
+                )
             raise BuildFailed(f"building {plan.tag} failed: {_build_error(output_lines)}")
         image_id = iidfile.read_text().strip()
     image = client.images.get(image_id)
     return BuildResult(plan.server.name, plan.tag, image_id, image.attrs["Size"], seconds)
+
+
+def _import_check_error(lines: list[str]) -> str | None:
+    marker = "imgtool-import-check: "
+    found = [line.split(marker, 1)[1].strip() for line in lines if marker in line]
+    return found[-1] if found else None
 
 
 def _build_error(lines: list[str]) -> str:

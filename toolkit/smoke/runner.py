@@ -314,15 +314,21 @@ class Runner:
                 attempt("h2-tls", h2_tls)
 
     def _readonly_container(self, image: ImageUnderTest, attempt) -> None:
-        with self.container(image, "readonly", read_only=True, tmpfs={"/tmp": "rw,size=64m"}) as container:
+        hardened = {
+            "read_only": True,
+            "tmpfs": {"/tmp": "rw,size=64m"},
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+        }
+        with self.container(image, "readonly", **hardened) as container:
 
             def readonly() -> str:
                 target = self.target(container, image)
                 ok, detail = self.wait_healthy(container, target)
                 if not ok:
-                    raise CheckFailure(f"with --read-only: {detail}")
+                    raise CheckFailure(f"with --read-only --cap-drop ALL: {detail}")
                 checks.http1(target)
-                return "healthy and HTTP/1.1 with a read-only root and tmpfs /tmp"
+                return "healthy and HTTP/1.1 with a read-only root, tmpfs /tmp, no capabilities, no-new-privileges"
 
             attempt("readonly", readonly)
 
