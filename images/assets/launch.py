@@ -1,5 +1,7 @@
 """Container entrypoint: fill in $PORT and $WORKERS, then exec the server (it becomes PID 1).
 
+With IMGTOOL_PREFLIGHT=1 the app is imported first, for servers that would otherwise respawn
+a crashing app forever or exit 0 (see the registry).
 Workers come from WEB_CONCURRENCY when set, else from the CPUs this container may use
 (cgroup quota and cpuset), never the host's CPU count: one worker per host core OOMs big hosts.
 """
@@ -45,9 +47,24 @@ def workers():
     return str(available_cpus()) if default == "auto" else default
 
 
+def preflight_import(app):
+    """Import the app's module once; a failure exits 1 with the traceback instead of a hang."""
+    import importlib
+    import traceback
+
+    try:
+        importlib.import_module(app.partition(":")[0])
+    except BaseException:
+        traceback.print_exc()
+        print(f"launch.py: the app {app} failed to import; not starting the server", file=sys.stderr)
+        sys.exit(1)
+
+
 def main(argv):
     if not argv:
         sys.exit("launch.py: no server command given")
+    if os.environ.get("IMGTOOL_PREFLIGHT") == "1" and os.environ.get("IMGTOOL_APP"):
+        preflight_import(os.environ["IMGTOOL_APP"])
     values = {"$PORT": os.environ.get("PORT", "8000"), "$WORKERS": workers()}
     command = []
     for arg in argv:

@@ -6,9 +6,11 @@ import io
 import json
 import re
 import shutil
+import time
 from pathlib import Path
 
 import docker
+import httpx
 import pytest
 
 from tests.conftest import RUN_ID, run_cli
@@ -100,7 +102,22 @@ def leftover_test_containers(client: docker.DockerClient) -> list[str]:
 
 
 def single_line_error(stderr: str) -> str:
-    lines = [line for line in stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, f"expected one line of error, got:\n{stderr}"
+    """The one `imgtool: error:` line (notes printed before it are information, not errors)."""
     assert "Traceback" not in stderr
-    return re.sub(r"\s+", " ", lines[0])
+    errors = [line for line in stderr.strip().splitlines() if line.startswith("imgtool: error:")]
+    assert len(errors) == 1, f"expected one error line, got:\n{stderr}"
+    return re.sub(r"\s+", " ", errors[0])
+
+
+def wait_for_health(url: str, timeout: float = 20) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            response = httpx.get(url, timeout=2)
+            if response.status_code == 200:
+                return response
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} did not answer 200 within {timeout}s")
+        time.sleep(0.1)

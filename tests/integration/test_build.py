@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import pytest
 
 from tests.conftest import run_cli
-from tests.integration.conftest import copy_reference_app, edit
+from tests.integration.conftest import copy_reference_app, edit, wait_for_health
 from toolkit.servers import SERVERS
-
-
-def wait_for_health(url: str, timeout: float = 20) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            response = httpx.get(url, timeout=2)
-            if response.status_code == 200:
-                return response
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{url} did not answer 200 within {timeout}s")
-        time.sleep(0.1)
 
 
 @pytest.mark.parametrize("server", SERVERS)

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.conftest import ROOT, run_cli
-from tests.integration.conftest import leftover_test_containers, single_line_error
+from tests.integration.conftest import copy_reference_app, leftover_test_containers, single_line_error
 
 
 def temp_leftovers() -> set[str]:
@@ -41,12 +41,32 @@ CASES = {
     ),
     "buildx missing": (["build"], {"DOCKER_CONFIG": "EMPTY"}, "docker buildx is not installed"),
     "unwritable junit path": (["test", "--junit", "/nonexistent/dir/report.xml"], {}, "does not exist"),
+    "unwritable render output": (["render", "-o", "/nonexistent/dir/Dockerfile"], {}, "does not exist"),
+    "unknown check": (["test", "--check", "speed"], {}, "unknown check 'speed'"),
+    "malformed env": (["test", "--env", "NOVALUE"], {}, "is not KEY=VALUE"),
+    "invalid config value": (["build", "--context", "BAD_CONFIG"], {}, "is not a TCP port"),
+    "unknown config key": (["build", "--context", "UNKNOWN_KEY"], {}, "unknown [tool.imgtool] key(s) colour in"),
+    "app not importable": (["build", "--context", "NOT_IMPORTABLE", "--json"], {}, "cannot be imported in the image"),
 }
+
+
+def prepare(tmp_path, token: str) -> str:
+    """Contexts that are broken in one way each."""
+    context = copy_reference_app(tmp_path / token.lower())
+    pyproject = context / "pyproject.toml"
+    if token == "BAD_CONFIG":
+        pyproject.write_text(pyproject.read_text() + "port = 99999\n")
+    elif token == "UNKNOWN_KEY":
+        pyproject.write_text(pyproject.read_text() + 'colour = "blue"\n')
+    elif token == "NOT_IMPORTABLE":
+        (context / "app.py").write_text("import a_module_nobody_installed\n" + (context / "app.py").read_text())
+    return str(context)
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_bad_input(docker_client, case, tmp_path):
     args, env, message = CASES[case]
+    args = [prepare(tmp_path, arg) if arg in ("BAD_CONFIG", "UNKNOWN_KEY", "NOT_IMPORTABLE") else arg for arg in args]
     env = {key: str(tmp_path) if value == "EMPTY" else value for key, value in env.items()}
     before = temp_leftovers()
     result = run_cli(*args, env=env, timeout=120)

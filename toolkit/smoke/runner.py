@@ -54,6 +54,7 @@ class ImageUnderTest:
     app: str | None
     claimed: frozenset[str]
     limitations: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
 
 
 def describe_image(
@@ -62,6 +63,7 @@ def describe_image(
     health_path: str | None = None,
     port: int | None = None,
     protocols: list[str] | None = None,
+    environment: dict[str, str] | None = None,
 ) -> ImageUnderTest:
     try:
         image = client.images.get(ref)
@@ -86,6 +88,7 @@ def describe_image(
         app=labels.get("imgtool.app"),
         claimed=claimed,
         limitations=dict(spec.limitations) if spec else {},
+        environment=dict(environment or {}),
     )
 
 
@@ -132,6 +135,7 @@ class Runner:
     @contextlib.contextmanager
     def container(self, image: ImageUnderTest, role: str, **options) -> Iterator[docker.models.containers.Container]:
         """A started container that is always removed, with its logs kept in `self.logs`."""
+        options["environment"] = {**image.environment, **options.get("environment", {})}
         container = self.client.containers.run(
             image.ref,
             detach=True,

@@ -1,0 +1,62 @@
+"""Hardened images: no setuid binaries added, no build secret (the CA bundle) in any layer."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import trustme
+
+from tests.conftest import run_cli
+from tests.integration.conftest import copy_reference_app
+from toolkit.engine import SYSTEM_CA_BUNDLE
+
+
+def setuid_files(client, image: str) -> set[str]:
+    output = client.containers.run(
+        image,
+        entrypoint=["find", "/", "-xdev", "-perm", "-4000", "-type", "f"],
+        user="0",
+        remove=True,
+        network_disabled=True,
+    )
+    return set(output.decode().split())
+
+
+def test_no_setuid_binaries_beyond_the_base(docker_client, reference_images):
+    for tag in reference_images.values():
+        base = docker_client.images.get(tag).labels["org.opencontainers.image.base.name"]
+        added = setuid_files(docker_client, tag) - setuid_files(docker_client, base)
+        assert added == set(), f"{tag} adds setuid files {added}"
+
+
+def test_ca_secret_reaches_the_build_but_no_layer(docker_client, reference_images, tmp_path):
+    """Build with a CA bundle holding a unique test CA; it must appear in no layer and no history."""
+    authority = trustme.CA()
+    marker = authority.cert_pem.bytes().splitlines()[5]
+    bundle = tmp_path / "ca.pem"
+    system = SYSTEM_CA_BUNDLE.read_bytes() if SYSTEM_CA_BUNDLE.is_file() else b""
+    bundle.write_bytes(system + authority.cert_pem.bytes())
+    context = copy_reference_app(tmp_path / "app")
+    tag = "imgtool-test-ca-secret:granian"
+    result = run_cli("build", "--context", str(context), "--tag", tag, "--ca-cert", str(bundle), "--no-cache", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    try:
+        history = json.dumps(docker_client.api.history(tag))
+        assert marker.decode() not in history and "ca.pem" not in history
+        archive = io.BytesIO(b"".join(docker_client.images.get(tag).save()))
+        scanned = 0
+        with tarfile.open(fileobj=archive) as image_tar:
+            for member in image_tar.getmembers():
+                if not member.name.endswith("layer.tar"):
+                    continue
+                with tarfile.open(fileobj=image_tar.extractfile(member)) as layer:
+                    for entry in layer.getmembers():
+                        if entry.isfile():
+                            scanned += 1
+                            content = layer.extractfile(entry).read()
+                            assert marker not in content, f"the CA is in {member.name}:{entry.name}"
+        assert scanned > 1000, "the layers were not really scanned"
+    finally:
+        docker_client.images.remove(tag, force=True)
