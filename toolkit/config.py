@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from toolkit import IMAGES_DIR
+from toolkit.detect import PYPROJECT, REQUIREMENTS, DependencySource, dependency_source, detect_app
 from toolkit.errors import UsageError
 
 BUNDLED_APP_CONTEXT = IMAGES_DIR / "app"
@@ -15,11 +16,30 @@ DEFAULT_PYTHON = "3.11"
 DEFAULT_PORT = 8000
 DEFAULT_HEALTH_PATH = "/health"
 
-_APP_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+# module:attr, or module:factory() for an app factory (called with no arguments at start-up).
+_APP_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(\(\))?$")
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_APT_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$")
+# Set by imgtool itself (port, health-path, workers and the image layout own them).
+_RESERVED_ENV = {"PATH", "PYTHONPATH", "PORT", "HEALTH_PATH", "WEB_CONCURRENCY"}
 _PYTHON_RE = re.compile(r"^3\.\d{1,2}$")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _TAG_RE = re.compile(rf"^(?:[a-zA-Z0-9.-]+(?::\d+)?/)?{_COMPONENT}(?:/{_COMPONENT})*(?::\w[\w.-]{{0,127}})?$")
-_KNOWN_KEYS = {"app", "python", "base", "health-path", "port", "name", "routes"}
+_KNOWN_KEYS = {
+    "app",
+    "python",
+    "base",
+    "health-path",
+    "port",
+    "name",
+    "routes",
+    "server",
+    "servers",
+    "workers",
+    "apt-packages",
+    "env",
+    "build-args",
+}
 # "reference": the app serves the bundled app's routes (/info, /ws, /stream, /slow), so the
 # smoke suite can check every protocol; "generic": only the health path is known.
 ROUTE_PROFILES = ("generic", "reference")
@@ -30,13 +50,36 @@ class Config:
     context: Path
     app: str
     app_name: str
-    dependencies: tuple[str, ...]
-    requirements_file: str | None
+    deps: DependencySource
     python: str
     base: str | None
     health_path: str
     port: int
     routes: str = "generic"
+    # Servers to build when no --server/--all is given (empty: the CLI's default).
+    servers: tuple[str, ...] = ()
+    # Default worker count baked into the image (WEB_CONCURRENCY still wins at run time); None: per CPU.
+    workers: int | None = None
+    apt_packages: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    build_args: dict[str, str] = field(default_factory=dict)
+    # The context has a src/ directory (its packages are importable from there).
+    src_layout: bool = False
+    # Where each setting came from: "default", "pyproject", "flag" or "detected (...)".
+    origins: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def factory(self) -> bool:
+        """The app is `module:create_app()`: servers must call it to get the ASGI app."""
+        return self.app.endswith("()")
+
+    @property
+    def dependencies(self) -> tuple[str, ...]:
+        return self.deps.packages if self.deps.kind == PYPROJECT else ()
+
+    @property
+    def requirements_file(self) -> str | None:
+        return self.deps.requirements if self.deps.kind == REQUIREMENTS else None
 
 
 def validate_app(app: str) -> str:
@@ -83,6 +126,48 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "app"
 
 
+def _string_table(settings: dict, key: str, reserved: set[str] = frozenset()) -> dict[str, str]:
+    table = settings.get(key, {})
+    if not isinstance(table, dict):
+        raise UsageError(f'[tool.imgtool] {key} must be a table, e.g. {key} = {{ NAME = "value" }}')
+    result = {}
+    for name, value in table.items():
+        if not _NAME_RE.match(name) or name in reserved or name.startswith("IMGTOOL_"):
+            raise UsageError(f"[tool.imgtool] {key} name {name!r} is not allowed: use a NAME imgtool does not set")
+        if not isinstance(value, str | int | float | bool) or any(ord(c) < 32 for c in str(value)):
+            raise UsageError(f"[tool.imgtool] {key}.{name} must be a one-line string or number")
+        result[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    return result
+
+
+def _servers(settings: dict) -> tuple[str, ...]:
+    from toolkit.servers import get_server
+
+    if "server" in settings and "servers" in settings:
+        raise UsageError("[tool.imgtool] has both server and servers: keep one")
+    value = settings.get("servers", settings.get("server", []))
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise UsageError('[tool.imgtool] servers must be a list of names, e.g. servers = ["granian", "uvicorn"]')
+    return tuple(get_server(name).name for name in dict.fromkeys(names))
+
+
+def _workers(settings: dict) -> int | None:
+    workers = settings.get("workers")
+    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
+        raise UsageError(f"[tool.imgtool] workers = {workers!r} is not a positive number: e.g. workers = 2")
+    return workers
+
+
+def _apt_packages(settings: dict) -> tuple[str, ...]:
+    packages = settings.get("apt-packages", [])
+    if not isinstance(packages, list) or not all(isinstance(p, str) and _APT_RE.match(p) for p in packages):
+        raise UsageError(
+            f'[tool.imgtool] apt-packages = {packages!r} is not a list of Debian package names: e.g. ["libpq5"]'
+        )
+    return tuple(dict.fromkeys(packages))
+
+
 def load_config(
     context: Path | None = None,
     app: str | None = None,
@@ -99,9 +184,19 @@ def load_config(
     pyproject = _read_pyproject(context)
     settings = _tool_settings(pyproject, pyproject_path)
 
+    flags = {"app": app, "python": python, "base": base, "health-path": health_path, "port": port}
+    origins = {
+        key: "flag" if flags.get(key) is not None else "pyproject" if key in settings else "default"
+        for key in sorted(_KNOWN_KEYS - {"server"})
+    }
+    if "server" in settings:
+        origins["servers"] = "pyproject"
+
     app = app or settings.get("app")
     if not app:
-        raise UsageError(f"no ASGI app given for {context}: pass --app module:attr or set [tool.imgtool] app")
+        found = detect_app(context)
+        app = found.ref
+        origins["app"] = f"detected ({found.why} in {found.module})"
     validate_app(app)
     if not _app_module_exists(context, app):
         module = app.split(":")[0]
@@ -123,19 +218,51 @@ def load_config(
     if routes not in ROUTE_PROFILES:
         raise UsageError(f"[tool.imgtool] routes = {routes!r} is not one of {', '.join(ROUTE_PROFILES)}")
 
+    deps = dependency_source(context, pyproject)
+    origins["dependencies"] = f"detected ({deps.summary})"
     project = pyproject.get("project", {})
-    requirements_file = "requirements.txt" if (context / "requirements.txt").is_file() else None
-    dependencies = () if requirements_file else tuple(project.get("dependencies", ()))
+    if "name" not in settings and project.get("name"):
+        origins["name"] = "pyproject ([project] name)"
 
     return Config(
         context=context,
         app=app,
         app_name=_slug(settings.get("name") or project.get("name") or context.name),
-        dependencies=dependencies,
-        requirements_file=requirements_file,
+        deps=deps,
         python=python,
         base=base or settings.get("base"),
         health_path=health_path,
         port=port,
         routes=routes,
+        servers=_servers(settings),
+        workers=_workers(settings),
+        apt_packages=_apt_packages(settings),
+        env=_string_table(settings, "env", _RESERVED_ENV),
+        build_args=_string_table(settings, "build-args"),
+        src_layout=(context / "src").is_dir(),
+        origins=origins,
     )
+
+
+def describe_config(config: Config, servers: tuple[str, ...], servers_origin: str) -> list[tuple[str, object, str]]:
+    """(setting, value, origin) rows for `imgtool config`: the merged result and where each value came from."""
+    origins = {**config.origins, "dependencies": "detected"}
+    values: dict[str, object] = {
+        "app": config.app,
+        "servers": list(servers),
+        "python": config.python,
+        "base": config.base or f"python:{config.python}-slim (else the offline base)",
+        "health-path": config.health_path,
+        "port": config.port,
+        "workers": config.workers if config.workers is not None else "one per CPU (server default)",
+        "apt-packages": list(config.apt_packages),
+        "env": config.env,
+        "build-args": config.build_args,
+        "routes": config.routes,
+        "name": config.app_name,
+        "dependencies": config.deps.summary,
+    }
+    return [
+        (key, value, servers_origin if key == "servers" else origins.get(key, "default"))
+        for key, value in values.items()
+    ]

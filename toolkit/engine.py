@@ -22,7 +22,7 @@ import docker.errors
 
 from toolkit import IMAGES_DIR
 from toolkit.errors import BuildFailed, EnvironmentProblem, UsageError
-from toolkit.plan import BuildPlan
+from toolkit.plan import BuildPlan, ServerBasePlan
 
 LABEL = "imgtool"
 UV_REQUIREMENT = "uv>=0.4,<1"
@@ -137,13 +137,19 @@ class BuildResult:
 
 
 def buildx_command(plan: BuildPlan, iidfile: Path, ca_cert: Path | None, no_cache: bool, progress: str) -> list[str]:
+    return _buildx_command(plan.tag, plan.config.context, iidfile, ca_cert, no_cache, progress)
+
+
+def _buildx_command(
+    tag: str, context: Path, iidfile: Path, ca_cert: Path | None, no_cache: bool, progress: str
+) -> list[str]:
     command = ["docker", "buildx", "build", "--load", f"--progress={progress}", "--iidfile", str(iidfile)]
-    command += ["--tag", plan.tag, "--file", "-"]
+    command += ["--tag", tag, "--file", "-"]
     if ca_cert is not None:
         command += ["--secret", f"id=ca,src={ca_cert}"]
     if no_cache:
         command.append("--no-cache")
-    return [*command, str(plan.config.context)]
+    return [*command, str(context)]
 
 
 def resolve_ca_cert(ca_cert: Path | None) -> Path | None:
@@ -154,20 +160,20 @@ def resolve_ca_cert(ca_cert: Path | None) -> Path | None:
     return ca_cert.resolve()
 
 
-def build_image(
-    client: docker.DockerClient,
-    plan: BuildPlan,
+def _buildx(
     dockerfile: str,
+    tag: str,
+    context: Path,
     ca_cert: Path | None,
-    no_cache: bool = False,
-    show_progress: bool = True,
-    on_output: Callable[[str], None] | None = None,
-) -> BuildResult:
-    """Run `docker buildx build`; progress goes to the terminal or is kept for the error message."""
+    no_cache: bool,
+    show_progress: bool,
+    on_output: Callable[[str], None] | None,
+) -> tuple[int, str, float, list[str]]:
+    """Run `docker buildx build`: (exit code, image id, seconds, output lines kept for the error message)."""
     with tempfile.TemporaryDirectory(prefix="imgtool-build-") as scratch:
         iidfile = Path(scratch) / "iid"
         progress = "tty" if show_progress and sys.stderr.isatty() else "plain"
-        command = buildx_command(plan, iidfile, ca_cert, no_cache, progress)
+        command = _buildx_command(tag, context, iidfile, ca_cert, no_cache, progress)
         started = time.monotonic()
         output_lines: list[str] = []
         with subprocess.Popen(
@@ -194,15 +200,50 @@ def build_image(
                 process.wait()
                 raise
         seconds = time.monotonic() - started
-        if process.returncode != 0:
-            import_error = _import_check_error(output_lines)
-            if import_error:
-                raise UsageError(
-                    f"{plan.config.app} cannot be imported in the image ({import_error}): "
-                    "fix the app or add the missing dependency"
-                )
-            raise BuildFailed(f"building {plan.tag} failed: {_build_error(output_lines)}")
-        image_id = iidfile.read_text().strip()
+        image_id = iidfile.read_text().strip() if process.returncode == 0 else ""
+    return process.returncode, image_id, seconds, output_lines
+
+
+def build_image(
+    client: docker.DockerClient,
+    plan: BuildPlan,
+    dockerfile: str,
+    ca_cert: Path | None,
+    no_cache: bool = False,
+    show_progress: bool = True,
+    on_output: Callable[[str], None] | None = None,
+) -> BuildResult:
+    """Run `docker buildx build`; progress goes to the terminal or is kept for the error message."""
+    returncode, image_id, seconds, output_lines = _buildx(
+        dockerfile, plan.tag, plan.config.context, ca_cert, no_cache, show_progress, on_output
+    )
+    if returncode != 0:
+        import_error = _import_check_error(output_lines)
+        if import_error:
+            raise UsageError(
+                f"{plan.config.app} cannot be imported in the image ({import_error}): "
+                "fix the app or add the missing dependency"
+            )
+        raise BuildFailed(f"building {plan.tag} failed: {_build_error(output_lines)}")
+    image = client.images.get(image_id)
+    return BuildResult(plan.server.name, plan.tag, image_id, image.attrs["Size"], seconds)
+
+
+def build_server_base(
+    client: docker.DockerClient,
+    plan: ServerBasePlan,
+    dockerfile: str,
+    ca_cert: Path | None,
+    no_cache: bool = False,
+    show_progress: bool = True,
+) -> BuildResult:
+    """Build a per-server base (`imgtool base build`); it needs no files, so the context is empty."""
+    with tempfile.TemporaryDirectory(prefix="imgtool-base-context-") as context:
+        returncode, image_id, seconds, output_lines = _buildx(
+            dockerfile, plan.tag, Path(context), ca_cert, no_cache, show_progress, None
+        )
+    if returncode != 0:
+        raise BuildFailed(f"building {plan.tag} failed: {_build_error(output_lines)}")
     image = client.images.get(image_id)
     return BuildResult(plan.server.name, plan.tag, image_id, image.attrs["Size"], seconds)
 

@@ -6,12 +6,16 @@ from dataclasses import dataclass, field
 
 from toolkit import __version__
 from toolkit.config import Config, validate_tag
+from toolkit.detect import DependencySource
 from toolkit.errors import UsageError
 from toolkit.servers import ServerSpec
 
 APP_DIR = "/app"
 VENV = "/opt/venv"
 ASSETS_DIR = "/opt/imgtool"
+# A src-layout project, installed as a wheel into its own directory: the venv below stays the
+# dependency layer, and a code change rebuilds only this and the app.
+PROJECT_DIR = "/opt/project"
 USER_UID = 10001
 
 
@@ -23,11 +27,22 @@ class BaseImage:
     digest: str | None = None
     # Built by `imgtool base bootstrap`: Debian's python3 with no pip to strip.
     bootstrapped: bool = False
+    # Built by `imgtool base build`: the venv with the server, the user and the launcher are in it already.
+    server_base: bool = False
 
     @property
     def ref(self) -> str:
-        """What FROM names: `name:tag@sha256:...` (pinned, still readable) when a digest is known."""
-        return f"{self.name}@{self.digest}" if self.digest else self.name
+        """What FROM names: `name:tag@sha256:...` (pinned, still readable) when a digest is known.
+
+        A per-server base is named `repository@sha256:...`, as imgtool.lock pins it: its registry's port
+        plus a tag plus a digest is more than hadolint's parser takes, and the digest alone decides.
+        """
+        if not self.digest:
+            return self.name
+        if self.server_base:
+            repository, _, tag = self.name.rpartition(":")
+            return f"{repository if repository and '/' not in tag else self.name}@{self.digest}"
+        return f"{self.name}@{self.digest}"
 
 
 @dataclass(frozen=True)
@@ -44,7 +59,21 @@ class BuildPlan:
     app_dir: str = APP_DIR
     venv: str = VENV
     assets_dir: str = ASSETS_DIR
+    project_dir: str = PROJECT_DIR
     uid: int = USER_UID
+
+    @property
+    def deps(self) -> DependencySource:
+        return self.config.deps
+
+    @property
+    def pythonpath(self) -> str:
+        """Where the app is imported from: the installed project first, else the context and its src/."""
+        if self.deps.install_project:
+            return f"{self.project_dir}:{self.app_dir}"
+        if self.config.src_layout:
+            return f"{self.app_dir}:{self.app_dir}/src"
+        return self.app_dir
 
 
 def default_tag(config: Config, server: ServerSpec) -> str:
@@ -85,7 +114,10 @@ def make_plan(
         "PORT": str(config.port),
         "HEALTH_PATH": config.health_path,
         "IMGTOOL_SERVER": server.name,
-        "IMGTOOL_DEFAULT_WORKERS": server.default_workers,
+        "IMGTOOL_DEFAULT_WORKERS": str(config.workers) if config.workers else server.default_workers,
+        "IMGTOOL_APP": config.app,
+        "IMGTOOL_PREFLIGHT": "1" if server.preflight_import else "0",
+        **config.env,
     }
     return BuildPlan(
         server=server,
@@ -93,8 +125,63 @@ def make_plan(
         base=base,
         assets_image=assets_image,
         tag=resolve_tag(config, server, tag, several),
-        requirements=(*config.dependencies, *server.packages),
+        # The server's packages, with `[project] dependencies` when those are the source; a server
+        # base has the server in its venv already, so only the app's own dependencies remain.
+        requirements=(*config.dependencies, *(() if base.server_base else server.packages)),
         command=tuple(server.argv(config.app)),
         env=env,
+        labels=labels,
+    )
+
+
+# `imgtool base build`: a per-server base, <registry>/imgtool-base:<server>-py<X.Y>.
+SERVER_BASE_REPOSITORY = "imgtool-base"
+SERVER_BASE_LABEL = "imgtool.base"
+
+
+def server_base_ref(registry: str, server: str, python: str) -> str:
+    return f"{registry}/{SERVER_BASE_REPOSITORY}:{server}-py{python}"
+
+
+@dataclass(frozen=True)
+class ServerBasePlan:
+    """A per-server base: the root Python base plus a venv with the server, the user and the launcher."""
+
+    server: ServerSpec
+    root: BaseImage
+    python: str
+    assets_image: str
+    tag: str
+    packages: tuple[str, ...]
+    labels: dict[str, str] = field(default_factory=dict)
+    venv: str = VENV
+    assets_dir: str = ASSETS_DIR
+    uid: int = USER_UID
+
+
+def make_server_base_plan(
+    server: ServerSpec, root: BaseImage, python: str, assets_image: str, registry: str
+) -> ServerBasePlan:
+    labels = {
+        "org.opencontainers.image.title": SERVER_BASE_REPOSITORY,
+        "org.opencontainers.image.description": f"Python {python} with {server.summary} in {VENV}",
+        "org.opencontainers.image.source": "imgtool images/base.Dockerfile.j2",
+        "org.opencontainers.image.version": f"{server.name}-py{python}-imgtool{__version__}",
+        "org.opencontainers.image.base.name": root.name,
+        SERVER_BASE_LABEL: "server",
+        "imgtool.version": __version__,
+        "imgtool.server": server.name,
+        "imgtool.python": python,
+        "imgtool.packages": " ".join(server.packages),
+    }
+    if root.digest:
+        labels["org.opencontainers.image.base.digest"] = root.digest
+    return ServerBasePlan(
+        server=server,
+        root=root,
+        python=python,
+        assets_image=assets_image,
+        tag=validate_tag(server_base_ref(registry, server.name, python)),
+        packages=server.packages,
         labels=labels,
     )

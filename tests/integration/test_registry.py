@@ -1,0 +1,229 @@
+"""Per-server bases through a real registry: build, push, drop locally, lock, build from the lock, test.
+
+The registry is Debian's `docker-registry` (distribution 2.x), installed with apt-get when missing and run
+by the session fixture below on 127.0.0.1 with a throw-away storage directory; no mocks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import docker.errors
+import httpx
+import pytest
+
+from tests.conftest import run_cli
+from tests.integration.conftest import copy_reference_app, single_line_error
+from toolkit.lock import read_lock
+
+SERVERS = ("granian", "uvicorn")
+PYTHON = "3.11"
+APP_TAG = "imgtool-test-locked:{server}"
+REGISTRY_BINARY = "/usr/bin/docker-registry"
+
+
+def _fail_or_skip(message: str):
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true: {message}")
+    pytest.skip(message)
+
+
+def _install_registry() -> None:
+    """apt-get install docker-registry, quietly; `apt-get update` only when the first try cannot find it."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "docker-registry"]
+    if subprocess.run(install, capture_output=True, env=env).returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env)
+        result = subprocess.run(install, capture_output=True, text=True, env=env)
+        if result.returncode != 0:
+            _fail_or_skip(f"cannot install docker-registry: {(result.stderr or result.stdout).strip()[-300:]}")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _free_port(preferred: int) -> int:
+    if _port_free(preferred):
+        return preferred
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def registry(docker_client, tmp_path_factory):
+    """A distribution 2.x registry on 127.0.0.1 (5000 unless taken): yields `localhost:<port>`."""
+    if not Path(REGISTRY_BINARY).exists():
+        _install_registry()
+    root = tmp_path_factory.mktemp("registry")
+    storage = root / "storage"
+    storage.mkdir()
+    port = _free_port(5000)
+    config = root / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log:\n  level: error\n  accesslog:\n    disabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    log = (root / "registry.log").open("w")
+    process = subprocess.Popen(
+        [REGISTRY_BINARY, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                _fail_or_skip(f"docker-registry did not start: {(root / 'registry.log').read_text()[-500:]}")
+            time.sleep(0.1)
+        yield f"localhost:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        shutil.rmtree(storage, ignore_errors=True)
+
+
+def _untag_bases(client, registry: str) -> None:
+    """Remove this run's base names (tags and digests) under `registry`; other names of the same image stay."""
+    prefix = f"{registry}/imgtool-base"
+    for image in client.images.list(name=prefix):
+        for name in [*image.tags, *(image.attrs.get("RepoDigests") or [])]:
+            if name.startswith(prefix):
+                with contextlib.suppress(docker.errors.NotFound):
+                    client.images.remove(name)
+
+
+@pytest.fixture(scope="module")
+def pushed_bases(docker_client, registry):
+    """`imgtool base build` + `imgtool base push` for granian and uvicorn; the pushed digests by server."""
+    selection = [arg for server in SERVERS for arg in ("--server", server)]
+    try:
+        built = run_cli("base", "build", *selection, "--registry", registry, "--json")
+        assert built.returncode == 0, f"imgtool base build failed:\n{built.stderr[-3000:]}"
+        sizes = {entry["server"]: entry["size_bytes"] for entry in json.loads(built.stdout)}
+        for server in SERVERS:
+            labels = docker_client.images.get(f"{registry}/imgtool-base:{server}-py{PYTHON}").labels
+            assert labels["imgtool.base"] == "server" and labels["imgtool.server"] == server
+            assert labels["imgtool.python"] == PYTHON and labels["org.opencontainers.image.version"]
+        pushed = run_cli("base", "push", *selection, "--registry", registry, "--json")
+        assert pushed.returncode == 0, f"imgtool base push failed:\n{pushed.stderr[-3000:]}"
+        digests = {entry["server"]: entry["digest"] for entry in json.loads(pushed.stdout)}
+        assert set(digests) == set(SERVERS) and all(d.startswith("sha256:") for d in digests.values())
+        print(f"per-server base sizes: {sizes}")
+        # Nothing local any more: the app build must get each base from the registry, by digest.
+        _untag_bases(docker_client, registry)
+        yield digests
+    finally:
+        _untag_bases(docker_client, registry)
+
+
+@pytest.fixture
+def app_images(docker_client):
+    tags: list[str] = []
+    yield tags
+    for tag in tags:
+        with contextlib.suppress(docker.errors.NotFound):
+            docker_client.images.remove(tag, force=True)
+
+
+def test_build_from_the_lock_pulls_the_bases_by_digest_and_passes_health(
+    docker_client, registry, pushed_bases, tmp_path, app_images
+):
+    context = copy_reference_app(tmp_path / "app")
+    selection = [arg for server in SERVERS for arg in ("--server", server)]
+    locked = run_cli("base", "lock", *selection, "--registry", registry, "--context", str(context), "--json")
+    assert locked.returncode == 0, locked.stderr
+    lock = read_lock(context)
+    for server in SERVERS:
+        entry = lock.entry(server, PYTHON)
+        assert entry.ref == f"{registry}/imgtool-base:{server}-py{PYTHON}"
+        assert entry.digest == pushed_bases[server]
+        assert not any(name.startswith(registry) for name in _all_names(docker_client))
+
+    app_images.extend(APP_TAG.format(server=server) for server in SERVERS)
+    build = run_cli("build", *selection, "--context", str(context), "--tag", APP_TAG, "--frozen", "--json", timeout=900)
+    assert build.returncode == 0, f"imgtool build --frozen failed:\n{build.stderr[-3000:]}"
+    assert build.stderr.count("pulling the locked base") == len(SERVERS)
+    for server in SERVERS:
+        tag = APP_TAG.format(server=server)
+        labels = docker_client.images.get(tag).labels
+        assert labels["org.opencontainers.image.base.digest"] == pushed_bases[server]
+        assert labels["org.opencontainers.image.base.name"] == lock.entry(server, PYTHON).ref
+        # The app image is the base plus the app's own layers: the server was not installed again.
+        base = docker_client.images.get(f"{registry}/imgtool-base@{pushed_bases[server]}")
+        assert (
+            docker_client.images.get(tag).attrs["RootFS"]["Layers"][: len(base.attrs["RootFS"]["Layers"])]
+            == (base.attrs["RootFS"]["Layers"])
+        )
+        tested = run_cli("test", "--image", tag, "--check", "health", "--check", "nonroot")
+        assert tested.returncode == 0, f"{server}:\n{tested.stdout}\n{tested.stderr[-2000:]}"
+
+
+def _all_names(client) -> list[str]:
+    return [name for image in client.images.list() for name in [*image.tags, *(image.attrs.get("RepoDigests") or [])]]
+
+
+def test_a_tampered_lock_fails_the_build_in_one_line(registry, pushed_bases, tmp_path, app_images):
+    context = copy_reference_app(tmp_path / "app")
+    locked = run_cli("base", "lock", "--server", "granian", "--registry", registry, "--context", str(context))
+    assert locked.returncode == 0, locked.stderr
+    lock_file = context / "imgtool.lock"
+    lock_file.write_text(lock_file.read_text().replace(pushed_bases["granian"], "sha256:" + "0" * 64))
+    app_images.append("imgtool-test-tampered:granian")
+
+    build = run_cli("build", "--server", "granian", "--context", str(context), "--tag", "imgtool-test-tampered:granian")
+    assert build.returncode == 2, build.stderr
+    line = single_line_error(build.stderr)
+    assert "tampered" in line and "imgtool base lock" in line
+
+    frozen = run_cli("build", "--server", "granian", "--context", str(context), "--frozen")
+    assert frozen.returncode == 2, frozen.stderr
+    line = single_line_error(frozen.stderr)
+    assert "--frozen" in line and "imgtool base lock" in line
+
+
+def test_frozen_without_a_lock_is_a_usage_error(tmp_path):
+    context = copy_reference_app(tmp_path / "app")
+    result = run_cli("build", "--server", "granian", "--context", str(context), "--frozen")
+    assert result.returncode == 2
+    assert "imgtool base lock" in single_line_error(result.stderr)
+
+
+def test_pushing_to_an_unreachable_registry_fails_in_one_line(docker_client, pushed_bases, registry):
+    # The bases were untagged after the push: pull one back so there is something to push.
+    pulled = run_cli("base", "pull", "--server", "granian", "--registry", registry, "--json")
+    assert pulled.returncode == 0, pulled.stderr
+    assert json.loads(pulled.stdout)[0]["digest"] == pushed_bases["granian"]
+    port = _free_port(5999)
+    assert _port_free(port)
+    result = run_cli("base", "push", "--server", "granian", "--registry", f"localhost:{port}")
+    assert result.returncode == 2, result.stderr
+    line = single_line_error(result.stderr)
+    assert "unreachable" in line and f"localhost:{port}" in line
+    # The temporary name for the push is gone again.
+    assert not any(name.startswith(f"localhost:{port}/") for name in _all_names(docker_client))
+
+
+def test_plain_http_is_refused_for_a_registry_elsewhere():
+    result = run_cli("base", "push", "--server", "granian", "--registry", "registry.example.com")
+    assert result.returncode == 2
+    assert "https://" in single_line_error(result.stderr)

@@ -1,0 +1,1 @@
+"""imgtool sample: a Litestar app in a src layout."""

@@ -1,0 +1,123 @@
+"""`imgtool doctor`: can this machine build and test images? One line per piece, each ok or what to fix."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolkit.engine import PROVISION_HINT
+
+# Below this much free space under Docker's root, a build of a few images can fail half-way.
+MIN_FREE_GB = 5.0
+
+
+@dataclass(frozen=True)
+class Finding:
+    name: str
+    ok: bool
+    detail: str  # what was found, or the problem and its fix
+    required: bool = True  # False: only some commands need it (compose)
+
+
+def _cli_version(args: list[str]) -> str | None:
+    try:
+        result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip().splitlines()[0] if result.returncode == 0 and result.stdout.strip() else None
+
+
+def base_path(client, python: str, context: Path) -> Finding:
+    """Which base builds in `context` use: per-server bases from imgtool.lock, the published image, or offline."""
+    from toolkit import engine
+    from toolkit.base import BOOTSTRAP_IMAGE, official_base
+    from toolkit.errors import UsageError
+    from toolkit.lock import lock_path, read_lock
+
+    try:
+        lock = read_lock(context)
+    except UsageError as exc:
+        return Finding("basepath", False, str(exc), required=False)
+    if lock is not None and lock.bases:
+        local = sum(engine.image_exists(client, f"{e.repository}@{e.digest}") for e in lock.bases.values())
+        return Finding(
+            "basepath",
+            True,
+            f"per-server bases from {lock_path(context)}: {', '.join(sorted(lock.bases))} "
+            f"({local} of {len(lock.bases)} present, the rest are pulled by digest)",
+            required=False,
+        )
+    official = official_base(python)
+    if engine.image_exists(client, official):
+        return Finding("basepath", True, f"published Python image {official}", required=False)
+    if engine.image_exists(client, BOOTSTRAP_IMAGE):
+        return Finding("basepath", True, f"offline bootstrap {BOOTSTRAP_IMAGE} (no {official})", required=False)
+    return Finding("basepath", False, "no base to build on yet: see the base line", required=False)
+
+
+def diagnose(python: str = "3.11", context: Path | None = None) -> list[Finding]:
+    from toolkit import engine
+    from toolkit.base import BOOTSTRAP_IMAGE, BOOTSTRAP_PYTHON, official_base
+    from toolkit.errors import EnvironmentProblem
+
+    findings = []
+    try:
+        client = engine.connect()
+    except EnvironmentProblem as exc:
+        client = None
+        findings.append(Finding("engine", False, str(exc)))
+    else:
+        info = client.info()
+        findings.append(
+            Finding("engine", True, f"Docker {client.version().get('Version', '?')}, {info.get('Driver', '?')}")
+        )
+
+    buildx = _cli_version(["buildx", "version"])
+    findings.append(Finding("buildx", bool(buildx), buildx or f"docker buildx is not installed: {PROVISION_HINT}"))
+    compose = _cli_version(["compose", "version"])
+    findings.append(
+        Finding(
+            "compose",
+            bool(compose),
+            compose or f"docker compose v2 is not installed (only `imgtool compose` needs it): {PROVISION_HINT}",
+            required=False,
+        )
+    )
+
+    if client is not None:
+        official = official_base(python)
+        if engine.image_exists(client, official):
+            findings.append(Finding("base", True, f"{official} is present"))
+        elif python == BOOTSTRAP_PYTHON and engine.image_exists(client, BOOTSTRAP_IMAGE):
+            findings.append(Finding("base", True, f"offline base {BOOTSTRAP_IMAGE} (builds use it when pulls fail)"))
+        else:
+            findings.append(
+                Finding(
+                    "base",
+                    False,
+                    f"no {official} and no offline base: `docker pull {official}` where a registry answers, "
+                    "else `imgtool base bootstrap`",
+                )
+            )
+        findings.append(base_path(client, python, context or Path.cwd()))
+        root = Path(client.info().get("DockerRootDir", "/var/lib/docker"))
+        free = shutil.disk_usage(root if root.exists() else Path("/")).free / 1e9
+        findings.append(
+            Finding(
+                "disk",
+                free >= MIN_FREE_GB,
+                f"{free:.1f} GB free under {root}"
+                + (
+                    ""
+                    if free >= MIN_FREE_GB
+                    else f": free space, e.g. `docker system prune` (need {MIN_FREE_GB:.0f} GB)"
+                ),
+            )
+        )
+    return findings
+
+
+def usable(findings: list[Finding]) -> bool:
+    return all(finding.ok for finding in findings if finding.required)
