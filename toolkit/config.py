@@ -19,6 +19,7 @@ DEFAULT_HEALTH_PATH = "/health"
 # module:attr, or module:factory() for an app factory (called with no arguments at start-up).
 _APP_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(\(\))?$")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PACKAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _APT_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$")
 # Set by imgtool itself (port, health-path, workers and the image layout own them).
 _RESERVED_ENV = {"PATH", "PYTHONPATH", "PORT", "HEALTH_PATH", "WEB_CONCURRENCY"}
@@ -39,6 +40,7 @@ _KNOWN_KEYS = {
     "apt-packages",
     "env",
     "build-args",
+    "exclude",
 }
 # "reference": the app serves the bundled app's routes (/info, /ws, /stream, /slow), so the
 # smoke suite can check every protocol; "generic": only the health path is known.
@@ -61,6 +63,10 @@ class Config:
     # Default worker count baked into the image (WEB_CONCURRENCY still wins at run time); None: per CPU.
     workers: int | None = None
     apt_packages: tuple[str, ...] = ()
+    # Distributions the dependency resolution leaves out (never installed), e.g. Litestar's faker
+    # and pygments, which only its test factories and CLI use; the build's import check and the
+    # smoke suite prove the app runs without them.
+    exclude: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     build_args: dict[str, str] = field(default_factory=dict)
     # The context has a src/ directory (its packages are importable from there).
@@ -168,6 +174,13 @@ def _apt_packages(settings: dict) -> tuple[str, ...]:
     return tuple(dict.fromkeys(packages))
 
 
+def _exclude(settings: dict) -> tuple[str, ...]:
+    names = settings.get("exclude", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) and _PACKAGE_RE.match(n) for n in names):
+        raise UsageError(f'[tool.imgtool] exclude = {names!r} is not a list of package names: e.g. ["faker"]')
+    return tuple(dict.fromkeys(names))
+
+
 def load_config(
     context: Path | None = None,
     app: str | None = None,
@@ -237,6 +250,7 @@ def load_config(
         servers=_servers(settings),
         workers=_workers(settings),
         apt_packages=_apt_packages(settings),
+        exclude=_exclude(settings),
         env=_string_table(settings, "env", _RESERVED_ENV),
         build_args=_string_table(settings, "build-args"),
         src_layout=(context / "src").is_dir(),
@@ -256,6 +270,7 @@ def describe_config(config: Config, servers: tuple[str, ...], servers_origin: st
         "port": config.port,
         "workers": config.workers if config.workers is not None else "one per CPU (server default)",
         "apt-packages": list(config.apt_packages),
+        "exclude": list(config.exclude),
         "env": config.env,
         "build-args": config.build_args,
         "routes": config.routes,

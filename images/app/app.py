@@ -1,6 +1,6 @@
 """imgtool's reference Litestar app: every route the smoke suite needs, nothing else.
 
-Routes: /, /health, /info, /ws (echo), /stream, /slow?ms=N. Lifespan startup and shutdown
+Routes: /, /health, /info, /ws (echo), /stream, /slow?ms=N, /error (raises). Lifespan startup and shutdown
 print a line each, which the smoke suite reads from the container's logs.
 """
 
@@ -76,6 +76,12 @@ async def slow(ms: int = 1000) -> str:
     return f"slept {ms} ms\n"
 
 
+@get("/error")
+async def error() -> None:
+    # The error path (exception logging, the 500 response) must work in the lean image too.
+    raise RuntimeError("reference-app: /error raised on purpose")
+
+
 @websocket("/ws")
 async def echo(socket: WebSocket) -> None:
     await socket.accept()
@@ -90,7 +96,7 @@ async def echo(socket: WebSocket) -> None:
 
 
 app = Litestar(
-    route_handlers=[index, health, info, stream, slow, echo],
+    route_handlers=[index, health, info, stream, slow, error, echo],
     on_startup=[startup],
     on_shutdown=[shutdown],
 )

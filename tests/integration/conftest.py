@@ -75,8 +75,8 @@ def broken_images(docker_client, reference_images, tmp_path_factory) -> dict[str
     no_ws = copy_reference_app(root / "no-ws")
     edit(
         no_ws / "app.py",
-        "route_handlers=[index, health, info, stream, slow, echo]",
-        "route_handlers=[index, health, info, stream, slow]",
+        "route_handlers=[index, health, info, stream, slow, error, echo]",
+        "route_handlers=[index, health, info, stream, slow, error]",
     )
     build("no-ws", "granian", no_ws)
 

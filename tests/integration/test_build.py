@@ -35,6 +35,12 @@ def test_image_serves_as_non_root_without_pip(docker_client, reference_images, s
         assert uid.output.strip() != b"0"
         no_pip = container.exec_run(["python3", "-c", "import pip"])
         assert no_pip.exit_code != 0 and b"No module named 'pip'" in no_pip.output
+        for excluded in ("faker", "pygments"):
+            absent = container.exec_run(["python3", "-c", f"import {excluded}"])
+            assert absent.exit_code != 0, f"{excluded} is excluded by the app's [tool.imgtool] but shipped"
+        failing = httpx.get(f"http://127.0.0.1:{port}/error", timeout=5)
+        assert failing.status_code == 500
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
         leftovers = container.exec_run(
             [
                 "sh",

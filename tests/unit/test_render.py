@@ -183,3 +183,18 @@ def test_hadolint_passes_on_server_bases_and_apps_built_on_them(tmp_path):
         dockerfile.write_text(text)
         result = subprocess.run([hadolint, str(dockerfile)], capture_output=True, text=True)
         assert result.returncode == 0, f"{name}:\n{result.stdout}{result.stderr}"
+
+
+def test_excluded_packages_are_left_out_of_the_resolution(tmp_path):
+    (tmp_path / "main.py").write_text("app = None\n")
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\ndependencies = ["litestar"]\n[tool.imgtool]\napp = "main:app"\nexclude = ["faker"]\n'
+    )
+    _, text = render(context=tmp_path)
+    assert "printf '%s ; sys_platform == \"never\"\\n' faker >/tmp/excluded.txt" in text
+    assert "--override /tmp/excluded.txt && rm /tmp/excluded.txt" in text
+
+
+def test_bundled_app_ships_without_faker_and_pygments():
+    _, text = render()
+    assert "faker pygments >/tmp/excluded.txt" in text
