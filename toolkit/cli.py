@@ -778,7 +778,9 @@ def bench(
         list[str] | None, typer.Option("--image", help="Measure this image instead (repeatable; any image).")
     ] = None,
     context: ContextOpt = None,
-    duration: Annotated[str, typer.Option("--duration", "-d", help="Load time per protocol: 10s, 500ms, 1m.")] = "10s",
+    duration: Annotated[
+        str, typer.Option("--duration", "-d", help="Load time per protocol, 1s to 10m: 10s, 1500ms, 1m.")
+    ] = "10s",
     connections: Annotated[
         int, typer.Option("--connections", "-c", min=1, max=256, help="Concurrent connections (h2c: streams).")
     ] = 32,
