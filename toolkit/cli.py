@@ -784,6 +784,14 @@ def bench(
     connections: Annotated[
         int, typer.Option("--connections", "-c", min=1, max=256, help="Concurrent connections (h2c: streams).")
     ] = 32,
+    via: Annotated[
+        str,
+        typer.Option(
+            "--via",
+            help="bridge: load the container's own address (default); published: its 127.0.0.1 port "
+            "through Docker's userland proxy.",
+        ),
+    ] = "bridge",
     path: Annotated[str, typer.Option("--path", help="Route to load.")] = "/",
     generator: Annotated[
         str, typer.Option("--generator", help="auto (wrk/h2load when installed), wrk, or httpx (built in).")
@@ -802,6 +810,8 @@ def bench(
     seconds = b.parse_duration(duration)
     if not path.startswith("/"):
         raise UsageError(f"--path {path!r} must start with /: e.g. --path /")
+    if via not in ("bridge", "published"):
+        raise UsageError(f"--via {via!r} is not bridge or published: pass one of them")
     if image and (server or all_servers):
         raise UsageError("--image and --server/--all exclude each other: pass one of them")
     if plot_file is not None:
@@ -827,7 +837,7 @@ def bench(
         # IMGTOOL_RUN_ID lets a caller (CI, a test session) find and clean exactly its own containers.
         run_id=os.environ.get("IMGTOOL_RUN_ID") or new_run_id(),
     )
-    with b.Bench(client, report.run_id) as runner, err.status("starting") as status:
+    with b.Bench(client, report.run_id, via) as runner, err.status("starting") as status:
         for subject in subjects:
             status.update(f"{subject.name}: starting, then {seconds:g} s of load per protocol")
             report.results.append(runner.measure(subject, generators, seconds, connections, path))
