@@ -116,7 +116,7 @@ def make_plan(
         "IMGTOOL_SERVER": server.name,
         "IMGTOOL_DEFAULT_WORKERS": str(config.workers) if config.workers else server.default_workers,
         "IMGTOOL_APP": config.app,
-        "IMGTOOL_PREFLIGHT": "1" if server.preflight_import else "0",
+        "IMGTOOL_PREFLIGHT": str(server.preflight_import),
         **config.env,
     }
     return BuildPlan(

@@ -44,9 +44,10 @@ class ServerSpec:
     default_workers: str = "auto"
     # Whether the server replaces a worker that died; else the container's restart policy must.
     respawns_workers: bool = True
-    # Import the app in the launcher before exec'ing the server, for servers that mishandle an app
-    # failing to import: the container must exit non-zero at once, with the traceback in its log.
-    preflight_import: bool = False
+    # Import the app in the launcher before exec'ing the server, from this many workers up, for
+    # servers that mishandle an app failing to import: the container must exit non-zero at once,
+    # with the traceback in its log. 0: never needed (it costs the app's import time at start).
+    preflight_import: int = 0
     deprecation: str | None = None
     # How `{app}` is written for an app factory (`module:create_app()`): the argv items that replace it,
     # where `{app}` is the plain `module:create_app`. None: the server cannot call factories.
@@ -119,8 +120,9 @@ SERVERS: dict[str, ServerSpec] = {
             },
             # A single uvicorn process re-raises SIGTERM after draining: 128 + 15.
             clean_exit_codes=frozenset({0, 143}),
-            # With --workers > 1 uvicorn respawns a child that fails to import, forever (tested).
-            preflight_import=True,
+            # With --workers > 1 uvicorn respawns a child that fails to import, forever (tested);
+            # a single uvicorn process exits 1 by itself.
+            preflight_import=2,
         ),
         ServerSpec(
             name="hypercorn",
@@ -135,8 +137,8 @@ SERVERS: dict[str, ServerSpec] = {
             # With several workers, hypercorn's parent kills busy workers when an idle one exits
             # first, losing in-flight requests (SERVERS.md): one worker unless WEB_CONCURRENCY says.
             default_workers="1",
-            # hypercorn exits 0 when the app fails to import (tested): make that a failure.
-            preflight_import=True,
+            # hypercorn exits 0 when the app fails to import (tested), with any worker count.
+            preflight_import=1,
             # A dead worker stops the whole server, exit code 0 (tested): recovery is the restart
             # policy, and it must be unless-stopped or always, not on-failure.
             respawns_workers=False,

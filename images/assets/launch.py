@@ -1,7 +1,7 @@
 """Container entrypoint: fill in $PORT and $WORKERS, then exec the server (it becomes PID 1).
 
-With IMGTOOL_PREFLIGHT=1 the app is imported first, for servers that would otherwise respawn
-a crashing app forever or exit 0 (see the registry).
+With IMGTOOL_PREFLIGHT=N (N > 0) the app is imported first when N or more workers will run, for
+servers that would otherwise respawn a crashing app forever or exit 0 (see the registry).
 Workers come from WEB_CONCURRENCY when set, else from the CPUs this container may use
 (cgroup quota and cpuset), never the host's CPU count: one worker per host core OOMs big hosts.
 """
@@ -63,9 +63,11 @@ def preflight_import(app):
 def main(argv):
     if not argv:
         sys.exit("launch.py: no server command given")
-    if os.environ.get("IMGTOOL_PREFLIGHT") == "1" and os.environ.get("IMGTOOL_APP"):
+    count = workers()
+    threshold = int(os.environ.get("IMGTOOL_PREFLIGHT", "0") or 0)
+    if threshold and count.isdigit() and int(count) >= threshold and os.environ.get("IMGTOOL_APP"):
         preflight_import(os.environ["IMGTOOL_APP"])
-    values = {"$PORT": os.environ.get("PORT", "8000"), "$WORKERS": workers()}
+    values = {"$PORT": os.environ.get("PORT", "8000"), "$WORKERS": count}
     command = []
     for arg in argv:
         for token, value in values.items():

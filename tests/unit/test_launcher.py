@@ -46,3 +46,27 @@ def test_tokens_are_filled_and_the_server_execed(launch, monkeypatch):
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
     launch.main(["granian", "--port", "$PORT", "--workers", "$WORKERS", "--bind=0.0.0.0:$PORT"])
     assert calls == [("granian", ["granian", "--port", "9001", "--workers", "3", "--bind=0.0.0.0:9001"])]
+
+
+def test_preflight_import_runs_from_the_registry_threshold(launch, monkeypatch):
+    imported = []
+    monkeypatch.setattr(launch.os, "execvp", lambda file, argv: None)
+    monkeypatch.setattr(launch, "preflight_import", imported.append)
+    monkeypatch.setenv("IMGTOOL_APP", "app:app")
+    monkeypatch.setenv("IMGTOOL_PREFLIGHT", "2")
+    monkeypatch.setenv("WEB_CONCURRENCY", "1")
+    launch.main(["uvicorn"])
+    assert imported == []
+    monkeypatch.setenv("WEB_CONCURRENCY", "2")
+    launch.main(["uvicorn"])
+    assert imported == ["app:app"]
+    monkeypatch.setenv("IMGTOOL_PREFLIGHT", "0")
+    launch.main(["uvicorn"])
+    assert imported == ["app:app"]
+
+
+def test_preflight_import_failure_exits_1_with_the_traceback(launch, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        launch.preflight_import("a_module_that_does_not_exist:app")
+    assert exit_info.value.code == 1
+    assert "ModuleNotFoundError" in capsys.readouterr().err
