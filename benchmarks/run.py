@@ -3,7 +3,7 @@
 
     .venv/bin/python benchmarks/run.py [--duration 10s] [--starts 10] [--output benchmarks/results.json]
 
-What it does (everything on this machine, traffic only to 127.0.0.1):
+What it does (everything on this machine; traffic only to 127.0.0.1 and the containers it starts):
   1. image size over the base: imgtool (granian) vs naive.Dockerfile vs uv-multistage.Dockerfile
   2. imgtool: code-only rebuild (one line of app.py changed) vs no-op rebuild
   3. cold build: imgtool vs docker-init.Dockerfile. Cold = --no-cache AND BuildKit's cache mounts

@@ -143,7 +143,14 @@ def test_the_workflows_buildx_steps_run_locally_or_the_engine_says_why_not(docke
             assert any(refusal in result.stderr for refusal in REFUSALS), f"{' '.join(argv)}:\n{result.stderr[-3000:]}"
             refusals.append(f"{name}: {message.strip()}")
     if refusals:
-        pytest.skip("this engine's builder refuses: " + " | ".join(refusals))
+        # Docker's own driver (the only builder an offline engine can run: a docker-container
+        # builder needs the moby/buildkit image from a registry) has no OCI export and no
+        # attestations. The invocation got as far as the builder's capability check; on GitHub's
+        # runners setup-buildx-action provides a docker-container builder that runs it whole.
+        driver = subprocess.run(["docker", "buildx", "inspect"], capture_output=True, text=True).stdout
+        assert re.search(r"^Driver:\s+docker$", driver, re.MULTILINE), f"refused by a capable builder: {refusals}"
+        print("this engine's builder refuses, as expected for the docker driver: " + " | ".join(refusals))
+        return
 
     index = json.loads((image_layout / "index.json").read_text())
     manifests = json.loads((image_layout / "blobs" / "sha256" / index["manifests"][0]["digest"][7:]).read_text())
