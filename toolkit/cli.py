@@ -441,19 +441,10 @@ def base_build(
     out.print(table)
 
 
-@base_app.command(
-    "push", epilog="Examples: imgtool base push --registry localhost:5000 --server granian · imgtool base push --all"
-)
-def base_push(
-    server: ServerOpt = None,
-    all_servers: AllOpt = False,
-    python: PythonOpt = None,
-    registry: RegistryOpt = "localhost:5000",
-    as_json: JsonOpt = False,
-) -> None:
-    """Push per-server bases to a registry (credentials: the standard Docker config); print their digests."""
+def _transfer_bases(title: str, transfer, server, all_servers, python, registry, as_json) -> None:
+    """Push or pull each selected per-server base with progress; print the digests."""
     from toolkit import engine
-    from toolkit.base import push, validate_python, validate_registry
+    from toolkit.base import validate_python, validate_registry
     from toolkit.config import DEFAULT_PYTHON
     from toolkit.plan import server_base_ref
 
@@ -465,12 +456,28 @@ def base_push(
     for spec in specs:
         ref = server_base_ref(registry, spec.name, python)
         with _registry_progress(not as_json) as progress:
-            digest = push(client, ref, spec.name, python, progress)
+            digest = transfer(client, ref, spec.name, python, progress)
         rows.append({"server": spec.name, "ref": ref, "digest": digest})
     if as_json:
         _print_json(rows)
     else:
-        _digest_table("imgtool base push", rows)
+        _digest_table(title, rows)
+
+
+@base_app.command(
+    "push", epilog="Examples: imgtool base push --registry localhost:5000 --server granian · imgtool base push --all"
+)
+def base_push(
+    server: ServerOpt = None,
+    all_servers: AllOpt = False,
+    python: PythonOpt = None,
+    registry: RegistryOpt = "localhost:5000",
+    as_json: JsonOpt = False,
+) -> None:
+    """Push per-server bases to a registry (credentials: the standard Docker config); print their digests."""
+    from toolkit.base import push
+
+    _transfer_bases("imgtool base push", push, server, all_servers, python, registry, as_json)
 
 
 @base_app.command(
@@ -484,25 +491,12 @@ def base_pull(
     as_json: JsonOpt = False,
 ) -> None:
     """Pull per-server bases from a registry; print their digests."""
-    from toolkit import engine
-    from toolkit.base import pull_server_base, validate_python, validate_registry
-    from toolkit.config import DEFAULT_PYTHON
-    from toolkit.plan import server_base_ref
+    from toolkit.base import pull_server_base
 
-    registry = validate_registry(registry)
-    python = validate_python(python or DEFAULT_PYTHON)
-    specs = _base_specs(server, all_servers)
-    client = engine.connect()
-    rows = []
-    for spec in specs:
-        ref = server_base_ref(registry, spec.name, python)
-        with _registry_progress(not as_json) as progress:
-            digest = pull_server_base(client, ref, progress)
-        rows.append({"server": spec.name, "ref": ref, "digest": digest})
-    if as_json:
-        _print_json(rows)
-    else:
-        _digest_table("imgtool base pull", rows)
+    def pull(client, ref, _server, _python, progress):
+        return pull_server_base(client, ref, progress)
+
+    _transfer_bases("imgtool base pull", pull, server, all_servers, python, registry, as_json)
 
 
 @base_app.command(

@@ -6,6 +6,9 @@ import io
 import json
 import re
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,7 +16,7 @@ import docker
 import httpx
 import pytest
 
-from tests.conftest import RUN_ID, run_cli
+from tests.conftest import ROOT, RUN_ID, cli_env, run_cli
 from toolkit.config import BUNDLED_APP_CONTEXT
 from toolkit.servers import SERVERS
 
@@ -121,3 +124,30 @@ def wait_for_health(url: str, timeout: float = 20) -> httpx.Response:
         if time.monotonic() > deadline:
             raise AssertionError(f"{url} did not answer 200 within {timeout}s")
         time.sleep(0.1)
+
+
+def interrupt_once_running(docker_client, *args: str, settle: float = 0.0) -> str:
+    """Run `imgtool ARGS`, send SIGINT once its first container is up (plus `settle` s); its stderr.
+
+    Asserts it exits 130 without a traceback and leaves none of this session's containers behind.
+    """
+    assert leftover_test_containers(docker_client) == [], "an earlier test left containers"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "toolkit", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
+    deadline = time.monotonic() + 30
+    while not leftover_test_containers(docker_client):
+        assert time.monotonic() < deadline, f"imgtool {args[0]} never started a container"
+        time.sleep(0.05)
+    time.sleep(settle)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert leftover_test_containers(docker_client) == []
+    return stderr

@@ -6,15 +6,13 @@ No timed assertions: performance is measured by benchmarks/run.py, never asserte
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from tests.conftest import ROOT, RUN_ID, cli_env, run_cli
-from tests.integration.conftest import leftover_test_containers
+from tests.integration.conftest import interrupt_once_running, leftover_test_containers
 from toolkit import bench
 
 
@@ -67,25 +65,8 @@ def test_bench_plot_without_matplotlib_is_one_line(tmp_path):
 
 
 def test_ctrl_c_during_bench_leaves_nothing_behind(docker_client, reference_images):
-    assert leftover_test_containers(docker_client) == [], "an earlier test left containers"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "toolkit", "bench", "--server", "granian", "--duration", "10s"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(),
-    )
-    deadline = time.monotonic() + 30
-    while not leftover_test_containers(docker_client):
-        assert time.monotonic() < deadline, "the bench never started a container"
-        time.sleep(0.05)
-    time.sleep(2)  # into the load
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
-    assert "Traceback" not in stderr
-    assert leftover_test_containers(docker_client) == []
+    # Two seconds into the load, not during start-up.
+    interrupt_once_running(docker_client, "bench", "--server", "granian", "--duration", "10s", settle=2)
 
 
 @pytest.mark.parametrize("server", ["granian", "uvicorn"])
