@@ -44,7 +44,7 @@ def test_doctor_is_ok_here(docker_client):
     result = run_cli("doctor", "--json", timeout=120)
     report = json.loads(result.stdout)
     assert result.returncode == 0 and report["usable"], report
-    assert {c["name"] for c in report["checks"]} == {"engine", "buildx", "compose", "base", "disk"}
+    assert {c["name"] for c in report["checks"]} == {"engine", "buildx", "compose", "base", "basepath", "disk"}
 
 
 def test_doctor_names_the_fix_and_exits_2_without_an_engine(tmp_path):
