@@ -40,7 +40,7 @@ ServerOpt = Annotated[
     ),
 ]
 AllOpt = Annotated[bool, typer.Option("--all", help="Act on every server in the registry.")]
-AppOpt = Annotated[str | None, typer.Option("--app", help="ASGI app as module:attr (default: [tool.imgtool] app).")]
+AppOpt = Annotated[str | None, typer.Option("--app", help="ASGI app as module:attr (default: \\[tool.imgtool] app).")]
 ContextOpt = Annotated[
     Path | None, typer.Option("--context", help="Build context holding the app (default: the bundled app).")
 ]
@@ -655,7 +655,7 @@ def show_config(
     port: Annotated[int | None, typer.Option("--port", help="Container port.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show the settings a build would use: defaults < [tool.imgtool] < flags, and where each came from."""
+    """Show the settings a build would use: defaults < \\[tool.imgtool] < flags, and where each came from."""
     from rich.markup import escape
 
     from toolkit.config import describe_config, load_config
@@ -684,11 +684,11 @@ def init(
     server: ServerOpt = None,
     app_ref: AppOpt = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Replace an existing [tool.imgtool] and .dockerignore.")
+        bool, typer.Option("--force", help="Replace an existing \\[tool.imgtool] and .dockerignore.")
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write [tool.imgtool] into pyproject.toml and a Python .dockerignore; never overwrite without --force."""
+    """Write \\[tool.imgtool] into pyproject.toml and a Python .dockerignore; never overwrite without --force."""
     from toolkit import scaffold
     from toolkit.config import load_config
     from toolkit.servers import select_servers
