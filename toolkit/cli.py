@@ -106,10 +106,8 @@ def _plans(server_names, all_servers, app_ref, context, base, python, tag=None, 
     from toolkit.plan import make_plan
     from toolkit.servers import select_servers
 
-    specs = select_servers(server_names, all_servers)
     config = load_config(context=context, app=app_ref, python=python, base=base)
-    if not server_names and not all_servers and config.servers:
-        specs = select_servers(list(config.servers), False)
+    specs = select_servers(server_names, all_servers, config.servers)
     client = engine.connect()
     bases = resolve_bases(client, config, [spec.name for spec in specs], base, frozen, _notice)
     assets = engine.ensure_assets_image(client)
@@ -257,7 +255,7 @@ def test_images(
         refs = list(image)
     else:
         config = load_config(context=context)
-        refs = [default_tag(config, spec) for spec in select_servers(server, all_servers)]
+        refs = [default_tag(config, spec) for spec in select_servers(server, all_servers, config.servers)]
     selected = set(check or CHECKS)
     if protocol:
         selected = (selected - set(PROTOCOLS)) | set(protocol)
@@ -374,12 +372,6 @@ def _registry_progress(enabled: bool):
         yield update
 
 
-def _base_specs(server_names, all_servers):
-    from toolkit.servers import select_servers
-
-    return select_servers(server_names, all_servers)
-
-
 def _digest_table(title: str, rows: list[dict]) -> None:
     table = Table(title=title)
     for column in ("server", "image", "digest"):
@@ -415,10 +407,11 @@ def base_build(
     from toolkit.config import DEFAULT_PYTHON
     from toolkit.plan import make_server_base_plan
     from toolkit.render import render_base_dockerfile
+    from toolkit.servers import select_servers
 
     registry = validate_registry(registry)
     python = validate_python(python or DEFAULT_PYTHON)
-    specs = _base_specs(server, all_servers)
+    specs = select_servers(server, all_servers)
     ca = engine.resolve_ca_cert(ca_cert)
     engine.require_buildx()
     client = engine.connect()
@@ -447,10 +440,11 @@ def _transfer_bases(title: str, transfer, server, all_servers, python, registry,
     from toolkit.base import validate_python, validate_registry
     from toolkit.config import DEFAULT_PYTHON
     from toolkit.plan import server_base_ref
+    from toolkit.servers import select_servers
 
     registry = validate_registry(registry)
     python = validate_python(python or DEFAULT_PYTHON)
-    specs = _base_specs(server, all_servers)
+    specs = select_servers(server, all_servers)
     client = engine.connect()
     rows = []
     for spec in specs:
@@ -522,9 +516,7 @@ def base_lock(
 
     registry = validate_registry(registry)
     config = load_config(context=context, python=python)
-    specs = _base_specs(server, all_servers)
-    if not server and not all_servers and config.servers:
-        specs = select_servers(list(config.servers), False)
+    specs = select_servers(server, all_servers, config.servers)
     client = engine.connect()
     lock = read_lock(config.context) or Lock()
     rows = []
@@ -662,8 +654,7 @@ def show_config(
     from toolkit.servers import select_servers
 
     config = load_config(context, app_ref, python, base, health_path, port)
-    names = server or list(config.servers) or None
-    servers = tuple(spec.name for spec in select_servers(names, False))
+    servers = tuple(spec.name for spec in select_servers(server, False, config.servers))
     origin = "flag" if server else config.origins.get("servers", "default")
     rows = describe_config(config, servers, origin)
     if as_json:
@@ -694,7 +685,7 @@ def init(
     from toolkit.servers import select_servers
 
     config = load_config(context=context, app=app_ref)
-    servers = [spec.name for spec in select_servers(server or list(config.servers) or None, False)]
+    servers = [spec.name for spec in select_servers(server, False, config.servers)]
     table = scaffold.tool_table(config.app, servers, config.health_path, config.port)
     changes = scaffold.plan_init(config.context, table, force)
     scaffold.apply(changes)
@@ -817,7 +808,7 @@ def bench(
         refs = list(image)
     else:
         config = load_config(context=context)
-        refs = [default_tag(config, spec) for spec in select_servers(server, all_servers)]
+        refs = [default_tag(config, spec) for spec in select_servers(server, all_servers, config.servers)]
     client = engine.connect()
     subjects = [b.subject_for(client, ref) for ref in refs]
     cpus = b.load_cpus()

@@ -205,11 +205,14 @@ def get_server(name: str) -> ServerSpec:
         raise UsageError(f"unknown server {name!r}: choose one of {', '.join(SERVERS)}") from None
 
 
-def select_servers(names: list[str] | None, all_servers: bool, default: str = "granian") -> list[ServerSpec]:
-    """The servers a command acts on: `--all`, or each `--server`, or the default."""
+def select_servers(
+    names: list[str] | None, all_servers: bool, configured: tuple[str, ...] = (), default: str = "granian"
+) -> list[ServerSpec]:
+    """The servers a command acts on: `--all`, or each `--server`, or the project's configured ones
+    (`[tool.imgtool] servers`), or the default."""
     if all_servers and names:
         raise UsageError("--all and --server exclude each other: pass one of them")
     if all_servers:
         return list(SERVERS.values())
-    chosen = names or [default]
+    chosen = names or list(configured) or [default]
     return [get_server(name) for name in dict.fromkeys(chosen)]

@@ -45,3 +45,9 @@ def test_select_servers():
     assert [s.name for s in select_servers(["daphne", "daphne", "uvicorn"], False)] == ["daphne", "uvicorn"]
     with pytest.raises(UsageError, match="exclude each other"):
         select_servers(["granian"], True)
+
+
+def test_configured_servers_are_the_default_but_flags_win():
+    assert [s.name for s in select_servers(None, False, ("uvicorn", "daphne"))] == ["uvicorn", "daphne"]
+    assert [s.name for s in select_servers(["granian"], False, ("uvicorn",))] == ["granian"]
+    assert len(select_servers(None, True, ("uvicorn",))) == 5
