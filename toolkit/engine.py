@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,7 +166,6 @@ def _buildx(
     ca_cert: Path | None,
     no_cache: bool,
     show_progress: bool,
-    on_output: Callable[[str], None] | None,
 ) -> tuple[int, str, float, list[str]]:
     """Run `docker buildx build`: (exit code, image id, seconds, output lines kept for the error message)."""
     with tempfile.TemporaryDirectory(prefix="imgtool-build-") as scratch:
@@ -192,8 +190,6 @@ def _buildx(
                         output_lines.append(line.rstrip("\n"))
                         if show_progress:
                             sys.stderr.write(line)
-                        if on_output is not None:
-                            on_output(line)
                 process.wait()
             except BaseException:
                 process.terminate()
@@ -211,11 +207,10 @@ def build_image(
     ca_cert: Path | None,
     no_cache: bool = False,
     show_progress: bool = True,
-    on_output: Callable[[str], None] | None = None,
 ) -> BuildResult:
     """Run `docker buildx build`; progress goes to the terminal or is kept for the error message."""
     returncode, image_id, seconds, output_lines = _buildx(
-        dockerfile, plan.tag, plan.config.context, ca_cert, no_cache, show_progress, on_output
+        dockerfile, plan.tag, plan.config.context, ca_cert, no_cache, show_progress
     )
     if returncode != 0:
         import_error = _import_check_error(output_lines)
@@ -240,7 +235,7 @@ def build_server_base(
     """Build a per-server base (`imgtool base build`); it needs no files, so the context is empty."""
     with tempfile.TemporaryDirectory(prefix="imgtool-base-context-") as context:
         returncode, image_id, seconds, output_lines = _buildx(
-            dockerfile, plan.tag, Path(context), ca_cert, no_cache, show_progress, None
+            dockerfile, plan.tag, Path(context), ca_cert, no_cache, show_progress
         )
     if returncode != 0:
         raise BuildFailed(f"building {plan.tag} failed: {_build_error(output_lines)}")
