@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -19,6 +20,7 @@ import pytest
 from tests.conftest import ROOT, RUN_ID, cli_env, run_cli
 from toolkit.config import BUNDLED_APP_CONTEXT
 from toolkit.servers import SERVERS
+from toolkit.smoke.checks import Target
 
 BROKEN_PREFIX = "imgtool-test-broken"
 
@@ -151,3 +153,24 @@ def interrupt_once_running(docker_client, *args: str, settle: float = 0.0) -> st
     assert "Traceback" not in stderr
     assert leftover_test_containers(docker_client) == []
     return stderr
+
+
+@contextlib.contextmanager
+def running(client, tag: str, **options):
+    """A container of `tag` published on 127.0.0.1, labelled with this session's run id, always removed.
+
+    Yields the container and a Target for its published port.
+    """
+    container = client.containers.run(
+        tag,
+        detach=True,
+        labels={"imgtool.test": RUN_ID},
+        ports={"8000/tcp": ("127.0.0.1", None)},
+        **options,
+    )
+    try:
+        container.reload()
+        port = int(container.attrs["NetworkSettings"]["Ports"]["8000/tcp"][0]["HostPort"])
+        yield container, Target(port=port)
+    finally:
+        container.remove(force=True)

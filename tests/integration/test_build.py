@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import run_cli
-from tests.integration.conftest import copy_reference_app, edit, wait_for_health
+from tests.integration.conftest import copy_reference_app, edit, running, wait_for_health
 from toolkit.servers import SERVERS
 
 
@@ -24,14 +24,9 @@ def test_image_serves_as_non_root_without_pip(docker_client, reference_images, s
     assert labels["org.opencontainers.image.base.name"]
     assert image.attrs["Config"]["User"] == "10001:10001"
 
-    container = docker_client.containers.run(
-        tag, detach=True, ports={"8000/tcp": ("127.0.0.1", None)}, labels={"imgtool.test": "build-test"}
-    )
-    try:
-        container.reload()
-        port = container.attrs["NetworkSettings"]["Ports"]["8000/tcp"][0]["HostPort"]
-        wait_for_health(f"http://127.0.0.1:{port}/health")
-        index = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+    with running(docker_client, tag) as (container, target):
+        wait_for_health(target.url("/health"))
+        index = httpx.get(target.url("/"), timeout=5)
         assert index.status_code == 200 and "reference app" in index.text
         uid = container.exec_run(["python3", "-c", "import os; print(os.stat('/proc/1').st_uid)"])
         assert uid.output.strip() != b"0"
@@ -40,9 +35,9 @@ def test_image_serves_as_non_root_without_pip(docker_client, reference_images, s
         for excluded in ("faker", "pygments"):
             absent = container.exec_run(["python3", "-c", f"import {excluded}"])
             assert absent.exit_code != 0, f"{excluded} is excluded by the app's [tool.imgtool] but shipped"
-        failing = httpx.get(f"http://127.0.0.1:{port}/error", timeout=5)
+        failing = httpx.get(target.url("/error"), timeout=5)
         assert failing.status_code == 500
-        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+        assert httpx.get(target.url("/health"), timeout=5).status_code == 200
         leftovers = container.exec_run(
             [
                 "sh",
@@ -52,8 +47,6 @@ def test_image_serves_as_non_root_without_pip(docker_client, reference_images, s
             ]
         )
         assert leftovers.output.strip() == b""
-    finally:
-        container.remove(force=True)
 
 
 def build_steps(progress: str) -> dict[str, bool]:

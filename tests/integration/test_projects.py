@@ -21,7 +21,7 @@ import pytest
 from websockets.sync.client import connect as ws_connect
 
 from tests.conftest import run_cli
-from tests.integration.conftest import wait_for_health
+from tests.integration.conftest import running, wait_for_health
 from toolkit import engine
 
 PROJECTS = Path(__file__).resolve().parent.parent / "projects"
@@ -122,20 +122,13 @@ def smoke(context: Path, server: str) -> dict[str, str]:
 
 def check_served(docker_client, tag: str, project: Project) -> None:
     """The index route answers, and the WebSocket route echoes where the app has one."""
-    container = docker_client.containers.run(
-        tag, detach=True, ports={"8000/tcp": ("127.0.0.1", None)}, labels={"imgtool.test": "projects-test"}
-    )
-    try:
-        container.reload()
-        port = container.attrs["NetworkSettings"]["Ports"]["8000/tcp"][0]["HostPort"]
-        wait_for_health(f"http://127.0.0.1:{port}/health")
-        assert project.index in httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text
+    with running(docker_client, tag) as (_, target):
+        wait_for_health(target.url("/health"))
+        assert project.index in httpx.get(target.url("/"), timeout=5).text
         if project.ws:
-            with ws_connect(f"ws://127.0.0.1:{port}/ws", open_timeout=5) as socket:
+            with ws_connect(f"ws://{target.host}:{target.port}/ws", open_timeout=5) as socket:
                 socket.send("hello from imgtool")
                 assert socket.recv(timeout=5) == "hello from imgtool"
-    finally:
-        container.remove(force=True)
 
 
 @pytest.mark.parametrize("name", PROJECT_CASES)

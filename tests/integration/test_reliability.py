@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
@@ -11,9 +10,8 @@ import time
 import pytest
 
 from tests.conftest import ROOT, RUN_ID, cli_env
-from tests.integration.conftest import copy_reference_app, edit, run_cli, wait_for_health
+from tests.integration.conftest import copy_reference_app, edit, run_cli, running, wait_for_health
 from toolkit.servers import GRACEFUL_TIMEOUT, SERVERS
-from toolkit.smoke.checks import Target
 from toolkit.smoke.drain import drain_under_load
 
 STOP_GRACE = GRACEFUL_TIMEOUT + 5
@@ -29,23 +27,6 @@ LIST_PROCESSES = (
     "    rows.append([int(pid), int(stat[1]), cmd])\n"
     "print(json.dumps(rows))\n"
 )
-
-
-@contextlib.contextmanager
-def running(client, tag: str, **options):
-    container = client.containers.run(
-        tag,
-        detach=True,
-        labels={"imgtool.test": RUN_ID},
-        ports={"8000/tcp": ("127.0.0.1", None)},
-        **options,
-    )
-    try:
-        container.reload()
-        port = int(container.attrs["NetworkSettings"]["Ports"]["8000/tcp"][0]["HostPort"])
-        yield container, Target(port=port)
-    finally:
-        container.remove(force=True)
 
 
 def workers(container) -> list[int]:
