@@ -100,6 +100,7 @@ def servers(as_json: JsonOpt = False) -> None:
 
 def _plans(server_names, all_servers, app_ref, context, base, python, tag=None, frozen=False):
     """Config, Docker client and one BuildPlan per selected server (on imgtool.lock's bases when it has them)."""
+    from toolkit import assets as helper_files
     from toolkit import engine
     from toolkit.base import resolve_bases
     from toolkit.config import load_config
@@ -110,7 +111,7 @@ def _plans(server_names, all_servers, app_ref, context, base, python, tag=None, 
     specs = select_servers(server_names, all_servers, config.servers)
     client = engine.connect()
     bases = resolve_bases(client, config, [spec.name for spec in specs], base, frozen, _notice)
-    assets = engine.ensure_assets_image(client)
+    assets = helper_files.ensure((engine.daemon_arch(client),))
     plans = [make_plan(config, spec, bases[spec.name], assets, tag, several=len(specs) > 1) for spec in specs]
     # Said once everything is decided, so an error stays the only line.
     if config.origins["app"].startswith("detected"):
@@ -128,13 +129,14 @@ def render(
     python: PythonOpt = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")] = None,
 ) -> None:
-    """Print the Dockerfile that `imgtool build` would use."""
+    """Print the Dockerfile that `imgtool build` would use; its header names the buildx command that builds it."""
+    from toolkit import engine
     from toolkit.render import render_dockerfile
 
     if output is not None and not output.parent.is_dir():
         raise UsageError(f"cannot write {output}: directory {output.parent} does not exist")
     _, plans = _plans([server], False, app_ref, context, base, python)
-    text = render_dockerfile(plans[0])
+    text = render_dockerfile(plans[0], str(output.resolve()) if output else "Dockerfile", engine.resolve_ca_cert(None))
     if output is None:
         sys.stdout.write(text)
     else:
@@ -180,7 +182,8 @@ def build(
             _notice(plan.server.deprecation)
         if not as_json:
             err.print(f"[bold]building[/] {plan.tag} on {plan.base.ref}", highlight=False)
-        result = engine.build_image(client, plan, render_dockerfile(plan), ca, no_cache, show_progress=not as_json)
+        dockerfile = render_dockerfile(plan, "-", ca)
+        result = engine.build_image(client, plan, dockerfile, ca, no_cache, show_progress=not as_json)
         results.append(result)
     if as_json:
         _print_json([asdict(result) for result in results])
@@ -402,6 +405,7 @@ def base_build(
     as_json: JsonOpt = False,
 ) -> None:
     """Build per-server bases <registry>/imgtool-base:<server>-py<X.Y>: Python + a venv with the server."""
+    from toolkit import assets as helper_files
     from toolkit import engine
     from toolkit.base import resolve_base, validate_python, validate_registry
     from toolkit.config import DEFAULT_PYTHON
@@ -416,13 +420,14 @@ def base_build(
     engine.require_buildx()
     client = engine.connect()
     root = resolve_base(client, base, python, _notice)
-    assets = engine.ensure_assets_image(client)
+    assets = helper_files.ensure((engine.daemon_arch(client),))
     results = []
     for spec in specs:
         plan = make_server_base_plan(spec, root, python, assets, registry)
         if not as_json:
             err.print(f"[bold]building[/] {plan.tag} on {root.ref}", highlight=False)
-        results.append(engine.build_server_base(client, plan, render_base_dockerfile(plan), ca, no_cache, not as_json))
+        dockerfile = render_base_dockerfile(plan, "-", ca)
+        results.append(engine.build_server_base(client, plan, dockerfile, ca, no_cache, not as_json))
     if as_json:
         _print_json([asdict(result) for result in results])
         return
@@ -736,7 +741,8 @@ def bake(
 ) -> None:
     """Write a docker-bake.hcl with a target per server (Dockerfiles beside it under .imgtool/)."""
     from toolkit import engine, scaffold
-    from toolkit.compose import check_output
+    from toolkit.assets import copy_beside
+    from toolkit.compose import assets_dir, check_output
 
     output = output.expanduser()
     check_output(output)
@@ -745,6 +751,7 @@ def bake(
     for path, dockerfile in dockerfiles.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(dockerfile)
+    copy_beside(plans[0].assets_context, assets_dir(output))
     output.write_text(text)
     if as_json:
         _print_json({"output": str(output), "targets": [plan.server.name for plan in plans]})

@@ -9,9 +9,10 @@ Two ways to name what runs:
   image mode (default)  `image: imgtool-<app>:<server>`, the images `imgtool build` made
                         (pinned `@sha256:` only when the engine knows a registry digest for them);
   build mode (--build)  `build:` with the app's context and the Dockerfile `imgtool render` prints,
-                        written to `.imgtool/<file stem>/<server>.Dockerfile` beside the compose file.
-                        Those Dockerfiles copy from the local `imgtool-assets:<hash>` image, so
-                        `docker compose build` needs BuildKit's docker driver (the default builder).
+                        written to `.imgtool/<file stem>/<server>.Dockerfile` beside the compose file,
+                        and imgtool's helper files as the named context `imgtool-assets`
+                        (`additional_contexts`), copied to `.imgtool/assets/`: plain `docker compose
+                        build` works with any builder, on any machine the directory travels to.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from toolkit import __version__
+from toolkit.assets import CONTEXT_NAME, copy_beside
 from toolkit.errors import EnvironmentProblem, UsageError
 from toolkit.plan import BuildPlan
 from toolkit.servers import GRACEFUL_TIMEOUT
@@ -64,6 +66,7 @@ class BuildRef:
 
     context: str  # relative to the compose file's directory (or absolute)
     dockerfile: str  # relative to the context (or absolute), as the Compose Specification reads it
+    assets: str  # the imgtool-assets context, relative to the compose file's directory (or absolute)
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,11 @@ def _service(
 ) -> dict:
     service: dict = {}
     if build is not None:
-        spec: dict = {"context": build.context, "dockerfile": build.dockerfile}
+        spec: dict = {
+            "context": build.context,
+            "dockerfile": build.dockerfile,
+            "additional_contexts": {CONTEXT_NAME: build.assets},
+        }
         if ca_secret:
             spec["secrets"] = [CA_SECRET]
         service["build"] = spec
@@ -222,6 +229,11 @@ def build_dir(output: Path) -> Path:
     return output.parent / BUILD_DIR / output.stem
 
 
+def assets_dir(output: Path) -> Path:
+    """Where build mode and bake files keep their copy of the imgtool-assets context."""
+    return output.parent / BUILD_DIR / "assets"
+
+
 def build_refs(plans: Sequence[BuildPlan], output: Path) -> dict[str, BuildRef]:
     """Context and Dockerfile paths for build mode.
 
@@ -231,6 +243,7 @@ def build_refs(plans: Sequence[BuildPlan], output: Path) -> dict[str, BuildRef]:
     """
     home = Path(os.path.abspath(output.parent))
     directory = Path(os.path.abspath(build_dir(output)))
+    assets = os.path.relpath(os.path.abspath(assets_dir(output)), home)
     refs = {}
     for plan in plans:
         context = Path(os.path.abspath(plan.config.context))
@@ -239,6 +252,7 @@ def build_refs(plans: Sequence[BuildPlan], output: Path) -> dict[str, BuildRef]:
         refs[plan.server.name] = BuildRef(
             context=(os.path.relpath(context, home) if inside else str(context)),
             dockerfile=(os.path.relpath(dockerfile, context) if inside else str(dockerfile)),
+            assets=assets,
         )
     return refs
 
@@ -263,7 +277,7 @@ def dump(model: dict) -> str:
     header = _HEADER.format(
         version=__version__,
         what=(
-            "Builds each service from the Dockerfiles in .imgtool/ (BuildKit docker driver), then:"
+            "Builds each service from the Dockerfiles in .imgtool/ (helper files: .imgtool/assets), then:"
             if build
             else "Runs the images `imgtool build` made (build them first), with:"
         ),
@@ -356,8 +370,9 @@ def _file_mode() -> int:
     return 0o666 & ~umask
 
 
-def write_compose(text: str, output: Path, files: Mapping[Path, str] | None = None) -> None:
-    """Validate `text` as a temporary file beside `output`, write `files` (Dockerfiles), then rename.
+def write_compose(text: str, output: Path, files: Mapping[Path, str] | None = None, assets: Path | None = None) -> None:
+    """Validate `text` as a temporary file beside `output`, write `files` (Dockerfiles) and the
+    `assets` context's copy, then rename.
 
     On any failure the temporary file is removed and `output` is untouched.
     """
@@ -372,6 +387,8 @@ def write_compose(text: str, output: Path, files: Mapping[Path, str] | None = No
         for path, content in (files or {}).items():
             path.parent.mkdir(parents=True, exist_ok=True)
             _atomic_write(path, content, mode)
+        if assets is not None:
+            copy_beside(assets, assets_dir(output))
         os.replace(temporary, output)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -400,7 +417,12 @@ def emit(
     if build:
         refs = build_refs(plans, output)
         directory = build_dir(output)
-        files = {directory / f"{plan.server.name}.Dockerfile": render_dockerfile(plan) for plan in plans}
+        files = {
+            directory / f"{plan.server.name}.Dockerfile": render_dockerfile(
+                plan, str(directory / f"{plan.server.name}.Dockerfile"), ca_cert
+            )
+            for plan in plans
+        }
         model = compose_model(
             plans,
             port_base=port_base,
@@ -417,7 +439,7 @@ def emit(
             profiles=profiles,
             workers=workers,
         )
-    write_compose(dump(model), output, files)
+    write_compose(dump(model), output, files, plans[0].assets_context if build else None)
     ports = host_ports(plans, port_base)
     services = [
         ServiceSummary(

@@ -6,9 +6,7 @@ that decides what to build lives in plan.py and render.py.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
+import re
 import subprocess
 import sys
 import tempfile
@@ -19,13 +17,13 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from toolkit import IMAGES_DIR
+from toolkit.assets import docker_arch
 from toolkit.errors import BuildFailed, EnvironmentProblem, UsageError
-from toolkit.plan import BuildPlan, ServerBasePlan
+from toolkit.plan import BuildPlan, ServerBasePlan, buildx_argv
 
 LABEL = "imgtool"
-UV_REQUIREMENT = "uv>=0.4,<1"
-CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "imgtool"
+# Named build contexts and Dockerfile heredocs in the engine's built-in BuildKit; `docker save` as OCI.
+MIN_ENGINE = (25, 0)
 SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 PROVISION_HINT = "run scripts/provision-docker (or start Docker and set DOCKER_HOST)"
 
@@ -37,6 +35,7 @@ def connect() -> docker.DockerClient:
     except docker.errors.DockerException as exc:
         reason = str(exc).split("(")[0].strip() or type(exc).__name__
         raise EnvironmentProblem(f"Docker engine unreachable ({reason}): {PROVISION_HINT}") from None
+    require_modern_engine(client)
     return client
 
 
@@ -58,72 +57,25 @@ def image_exists(client: docker.DockerClient, ref: str) -> bool:
 
 
 def daemon_arch(client: docker.DockerClient) -> str:
-    arch = client.info().get("Architecture", "x86_64")
-    return {"amd64": "x86_64", "arm64": "aarch64"}.get(arch, arch)
+    """The engine's architecture as Docker names platforms (amd64, arm64): the uv the build needs."""
+    return docker_arch(client.info().get("Architecture", "x86_64"))
 
 
-def uv_wheel(arch: str) -> Path:
-    """uv's Linux wheel for the engine's architecture, downloaded once with the host's pip config."""
-    wheels = CACHE_DIR / "wheels"
-    found = sorted(wheels.glob(f"uv-*manylinux*{arch}*.whl"))
-    if found:
-        return found[-1]
-    wheels.mkdir(parents=True, exist_ok=True)
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--quiet",
-        "--no-deps",
-        "--only-binary=:all:",
-        "--platform",
-        f"manylinux_2_17_{arch}",
-        "--dest",
-        str(wheels),
-        UV_REQUIREMENT,
-    ]
-    result = subprocess.run(command, capture_output=True, text=True)
-    found = sorted(wheels.glob(f"uv-*manylinux*{arch}*.whl"))
-    if result.returncode != 0 or not found:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise EnvironmentProblem(f"cannot download uv's wheel with pip ({last}): check pip's index settings")
-    return found[-1]
+def require_modern_engine(client: docker.DockerClient) -> str:
+    """The engine's version, or an error naming the upgrade when it is older than imgtool supports."""
+    version = str(client.version().get("Version", "0"))
+    if _version_tuple(version) < MIN_ENGINE:
+        floor = ".".join(map(str, MIN_ENGINE))
+        raise EnvironmentProblem(
+            f"Docker engine {version} is too old (imgtool needs {floor} or newer for named build contexts): "
+            "upgrade Docker, or run scripts/provision-docker"
+        )
+    return version
 
 
-def _extract_uv(wheel: Path, dest: Path) -> None:
-    import zipfile
-
-    with zipfile.ZipFile(wheel) as archive:
-        member = next(name for name in archive.namelist() if name.endswith(".data/scripts/uv"))
-        target = dest / "uv" / "uv"
-        target.parent.mkdir(parents=True)
-        target.write_bytes(archive.read(member))
-        target.chmod(0o755)
-
-
-def ensure_assets_image(client: docker.DockerClient) -> str:
-    """A scratch image holding the launcher, the healthcheck and uv, named by content hash.
-
-    Builds copy from it by name (COPY --from / RUN --mount from=): Docker 20.10's BuildKit has
-    no named build contexts, and a local image works on every engine with the docker driver.
-    """
-    wheel = uv_wheel(daemon_arch(client))
-    sources = sorted((IMAGES_DIR / "assets").glob("*.py"))
-    digest = hashlib.sha256(wheel.name.encode())
-    for source in sources:
-        digest.update(source.name.encode() + source.read_bytes())
-    tag = f"imgtool-assets:{digest.hexdigest()[:16]}"
-    if image_exists(client, tag):
-        return tag
-    with tempfile.TemporaryDirectory(prefix="imgtool-assets-") as staging:
-        root = Path(staging)
-        for source in sources:
-            shutil.copy2(source, root / source.name)
-        _extract_uv(wheel, root)
-        (root / "Dockerfile").write_text("FROM scratch\nCOPY . /\n")
-        client.images.build(path=staging, tag=tag, labels={LABEL: "assets"}, rm=True)
-    return tag
+def _version_tuple(version: str) -> tuple[int, ...]:
+    numbers = re.match(r"^v?(\d+)(?:\.(\d+))?", version)
+    return tuple(int(part or 0) for part in numbers.groups()) if numbers else (0,)
 
 
 @dataclass(frozen=True)
@@ -133,22 +85,6 @@ class BuildResult:
     image_id: str
     size_bytes: int
     seconds: float
-
-
-def buildx_command(plan: BuildPlan, iidfile: Path, ca_cert: Path | None, no_cache: bool, progress: str) -> list[str]:
-    return _buildx_command(plan.tag, plan.config.context, iidfile, ca_cert, no_cache, progress)
-
-
-def _buildx_command(
-    tag: str, context: Path, iidfile: Path, ca_cert: Path | None, no_cache: bool, progress: str
-) -> list[str]:
-    command = ["docker", "buildx", "build", "--load", f"--progress={progress}", "--iidfile", str(iidfile)]
-    command += ["--tag", tag, "--file", "-"]
-    if ca_cert is not None:
-        command += ["--secret", f"id=ca,src={ca_cert}"]
-    if no_cache:
-        command.append("--no-cache")
-    return [*command, str(context)]
 
 
 def resolve_ca_cert(ca_cert: Path | None) -> Path | None:
@@ -163,6 +99,7 @@ def _buildx(
     dockerfile: str,
     tag: str,
     context: Path,
+    assets_context: Path,
     ca_cert: Path | None,
     no_cache: bool,
     show_progress: bool,
@@ -171,7 +108,8 @@ def _buildx(
     with tempfile.TemporaryDirectory(prefix="imgtool-build-") as scratch:
         iidfile = Path(scratch) / "iid"
         progress = "tty" if show_progress and sys.stderr.isatty() else "plain"
-        command = _buildx_command(tag, context, iidfile, ca_cert, no_cache, progress)
+        extra = ("--load", f"--progress={progress}", "--iidfile", str(iidfile), *(("--no-cache",) if no_cache else ()))
+        command = buildx_argv(tag, context, assets_context, "-", ca_cert, extra)
         started = time.monotonic()
         output_lines: list[str] = []
         with subprocess.Popen(
@@ -210,7 +148,7 @@ def build_image(
 ) -> BuildResult:
     """Run `docker buildx build`; progress goes to the terminal or is kept for the error message."""
     returncode, image_id, seconds, output_lines = _buildx(
-        dockerfile, plan.tag, plan.config.context, ca_cert, no_cache, show_progress
+        dockerfile, plan.tag, plan.config.context, plan.assets_context, ca_cert, no_cache, show_progress
     )
     if returncode != 0:
         import_error = _import_check_error(output_lines)
@@ -235,7 +173,7 @@ def build_server_base(
     """Build a per-server base (`imgtool base build`); it needs no files, so the context is empty."""
     with tempfile.TemporaryDirectory(prefix="imgtool-base-context-") as context:
         returncode, image_id, seconds, output_lines = _buildx(
-            dockerfile, plan.tag, Path(context), ca_cert, no_cache, show_progress
+            dockerfile, plan.tag, Path(context), plan.assets_context, ca_cert, no_cache, show_progress
         )
     if returncode != 0:
         raise BuildFailed(f"building {plan.tag} failed: {_build_error(output_lines)}")

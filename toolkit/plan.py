@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from toolkit import __version__
+from toolkit.assets import CONTEXT_NAME
 from toolkit.config import Config, validate_tag
 from toolkit.detect import DependencySource
 from toolkit.errors import UsageError
@@ -50,7 +52,8 @@ class BuildPlan:
     server: ServerSpec
     config: Config
     base: BaseImage
-    assets_image: str
+    # The staged `imgtool-assets` build context (toolkit.assets): launcher, healthcheck, import check, uv.
+    assets_context: Path
     tag: str
     requirements: tuple[str, ...]
     command: tuple[str, ...]
@@ -92,7 +95,7 @@ def make_plan(
     config: Config,
     server: ServerSpec,
     base: BaseImage,
-    assets_image: str,
+    assets_context: Path,
     tag: str | None = None,
     several: bool = False,
 ) -> BuildPlan:
@@ -123,7 +126,7 @@ def make_plan(
         server=server,
         config=config,
         base=base,
-        assets_image=assets_image,
+        assets_context=assets_context,
         tag=resolve_tag(config, server, tag, several),
         # The server's packages, with `[project] dependencies` when those are the source; a server
         # base has the server in its venv already, so only the app's own dependencies remain.
@@ -150,7 +153,7 @@ class ServerBasePlan:
     server: ServerSpec
     root: BaseImage
     python: str
-    assets_image: str
+    assets_context: Path
     tag: str
     packages: tuple[str, ...]
     labels: dict[str, str] = field(default_factory=dict)
@@ -160,7 +163,7 @@ class ServerBasePlan:
 
 
 def make_server_base_plan(
-    server: ServerSpec, root: BaseImage, python: str, assets_image: str, registry: str
+    server: ServerSpec, root: BaseImage, python: str, assets_context: Path, registry: str
 ) -> ServerBasePlan:
     labels = {
         "org.opencontainers.image.title": SERVER_BASE_REPOSITORY,
@@ -180,8 +183,26 @@ def make_server_base_plan(
         server=server,
         root=root,
         python=python,
-        assets_image=assets_image,
+        assets_context=assets_context,
         tag=validate_tag(server_base_ref(registry, server.name, python)),
         packages=server.packages,
         labels=labels,
     )
+
+
+def buildx_argv(
+    tag: str,
+    context: Path,
+    assets_context: Path,
+    dockerfile: str = "-",
+    ca_cert: Path | None = None,
+    extra: tuple[str, ...] = (),
+) -> list[str]:
+    """The `docker buildx build` command that builds a rendered Dockerfile: any builder, any engine.
+
+    imgtool's helper files arrive as the named context `imgtool-assets`, the CA bundle as a secret.
+    """
+    argv = ["docker", "buildx", "build", "--build-context", f"{CONTEXT_NAME}={assets_context}"]
+    if ca_cert is not None:
+        argv += ["--secret", f"id=ca,src={ca_cert}"]
+    return [*argv, *extra, "--tag", tag, "--file", dockerfile, str(context)]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 
 import jinja2
 
 from toolkit import IMAGES_DIR, __version__
-from toolkit.plan import BuildPlan, ServerBasePlan
+from toolkit.plan import BuildPlan, ServerBasePlan, buildx_argv
 
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(IMAGES_DIR),
@@ -31,14 +32,27 @@ _ENV.filters["assignments"] = _assignments
 _ENV.filters["shquote"] = shlex.quote
 
 
-def render_dockerfile(plan: BuildPlan, template: str = "Dockerfile.j2") -> str:
+def _command(plan: BuildPlan | ServerBasePlan, context: Path, dockerfile: str, ca_cert: Path | None) -> str:
+    argv = buildx_argv(plan.tag, context, plan.assets_context, dockerfile, ca_cert, extra=("--load",))
+    return shlex.join(argv)
+
+
+def render_dockerfile(
+    plan: BuildPlan, dockerfile: str = "Dockerfile", ca_cert: Path | None = None, template: str = "Dockerfile.j2"
+) -> str:
+    """The Dockerfile text; its header names the `docker buildx build` command that builds it from `dockerfile`."""
     context = {field: getattr(plan, field) for field in plan.__dataclass_fields__}
     return _ENV.get_template(template).render(
-        version=__version__, deps=plan.deps, pythonpath=plan.pythonpath, **context
+        version=__version__,
+        deps=plan.deps,
+        pythonpath=plan.pythonpath,
+        build_command=_command(plan, plan.config.context, dockerfile, ca_cert),
+        **context,
     )
 
 
-def render_base_dockerfile(plan: ServerBasePlan, template: str = "base.Dockerfile.j2") -> str:
-    """The Dockerfile of a per-server base (`imgtool base build`)."""
+def render_base_dockerfile(plan: ServerBasePlan, dockerfile: str = "Dockerfile", ca_cert: Path | None = None) -> str:
+    """The Dockerfile of a per-server base (`imgtool base build`); it needs no files, so any empty context."""
     context = {field: getattr(plan, field) for field in plan.__dataclass_fields__}
-    return _ENV.get_template(template).render(version=__version__, **context)
+    command = _command(plan, Path("EMPTY_DIR"), dockerfile, ca_cert)
+    return _ENV.get_template("base.Dockerfile.j2").render(version=__version__, build_command=command, **context)

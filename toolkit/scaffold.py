@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit import IMAGES_DIR, __version__
+from toolkit.assets import CONTEXT_NAME
 from toolkit.errors import UsageError
 from toolkit.plan import BuildPlan
 from toolkit.render import _ENV
@@ -119,6 +120,7 @@ class BakeTarget:
     name: str
     context: str
     dockerfile: str
+    assets: str
     tag: str
 
 
@@ -129,14 +131,24 @@ def bake_file(plans: Sequence[BuildPlan], output: Path, ca_cert: Path | None) ->
 
     refs = build_refs(plans, output)
     targets = [
-        BakeTarget(plan.server.name, refs[plan.server.name].context, refs[plan.server.name].dockerfile, plan.tag)
+        BakeTarget(
+            plan.server.name,
+            refs[plan.server.name].context,
+            refs[plan.server.name].dockerfile,
+            refs[plan.server.name].assets,
+            plan.tag,
+        )
         for plan in plans
     ]
-    dockerfiles = {build_dir(output) / f"{plan.server.name}.Dockerfile": render_dockerfile(plan) for plan in plans}
+    dockerfiles = {
+        path: render_dockerfile(plan, str(path), ca_cert)
+        for plan in plans
+        for path in [build_dir(output) / f"{plan.server.name}.Dockerfile"]
+    }
     text = _ENV.get_template("docker-bake.hcl.j2").render(
         version=__version__,
         filename=output.name,
-        assets_image=plans[0].assets_image,
+        assets_name=CONTEXT_NAME,
         targets=[target.name for target in targets],
         targets_detail=targets,
         ca=ca_cert,

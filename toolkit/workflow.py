@@ -1,27 +1,22 @@
-"""GitHub Actions workflows: the images workflow `imgtool workflow` writes, and the assets it needs.
+"""GitHub Actions workflows: the images workflow `imgtool workflow` writes, and the helper files it needs.
 
-The workflow builds each server's image with `imgtool build` on the runner's engine, smoke-tests it
-with `imgtool test`, then rebuilds the same rendered Dockerfile with buildx for amd64 + arm64 and
-pushes it with SBOM and provenance attestations. That rebuild runs in a docker-container builder,
-which cannot see the engine's local `imgtool-assets:<hash>` image, and that image holds uv for the
-engine's architecture only. So the workflow stages the assets for every platform
-(`python -m toolkit.workflow assets`), turns them into a multi-platform OCI layout, and maps the
-name the Dockerfile copies from onto it with a named build context (`--build-context
-imgtool-assets:<hash>=oci-layout://...`). The Dockerfile stays the one that was tested.
+The workflow renders each server's Dockerfile, stages imgtool's helper files for every platform
+(`python -m toolkit.workflow assets DIR`: the launcher, healthcheck, import check and uv per
+architecture) and hands them to buildx as the named context `imgtool-assets`, exactly as a local
+`imgtool build` does.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
-from toolkit import IMAGES_DIR, __version__
+from toolkit import IMAGES_DIR, __version__, assets
+from toolkit.assets import docker_arch
 from toolkit.config import _PYTHON_RE
 from toolkit.errors import ImgtoolError, UsageError
 from toolkit.servers import SERVERS
@@ -30,9 +25,6 @@ TEMPLATE = "workflow.yml.j2"
 DEFAULT_OUTPUT = Path(".github/workflows/images.yml")
 PYTHONS = ("3.11", "3.12")
 PLATFORMS = ("linux/amd64", "linux/arm64")
-# Docker platform architecture -> the machine name in uv's wheel file names.
-WHEEL_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
-ASSETS_REF = re.compile(r"imgtool-assets:[0-9a-f]{16}")
 
 
 @dataclass(frozen=True)
@@ -118,68 +110,41 @@ def write_workflow(output: Path, text: str, force: bool = False) -> Path:
     return output
 
 
-def assets_ref(dockerfile: str) -> str:
-    """The `imgtool-assets:<hash>` image a rendered Dockerfile copies from."""
-    refs = set(ASSETS_REF.findall(dockerfile))
-    if len(refs) != 1:
-        raise UsageError(
-            f"expected one imgtool-assets image in the Dockerfile, found {len(refs)}: render it with imgtool render"
-        )
-    return refs.pop()
-
-
 def stage_assets(dest: Path, platforms: tuple[str, ...] = PLATFORMS) -> Path:
-    """A build context that makes imgtool's assets image for every platform: `<arch>/` per platform
-    (launcher, healthcheck, uv for that architecture) and a Dockerfile picking `$TARGETARCH/`."""
-    from toolkit import engine
-
-    arches = []
-    for platform in platforms:
-        arch = platform.removeprefix("linux/")
-        if arch not in WHEEL_ARCH:
-            raise UsageError(f"unsupported platform {platform!r}: choose from linux/{', linux/'.join(WHEEL_ARCH)}")
-        arches.append(arch)
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    sources = sorted((IMAGES_DIR / "assets").glob("*.py"))
-    for arch in arches:
-        root = dest / arch
-        root.mkdir()
-        for source in sources:
-            shutil.copy2(source, root / source.name)
-        engine._extract_uv(engine.uv_wheel(WHEEL_ARCH[arch]), root)
-    (dest / "Dockerfile").write_text(
-        "# imgtool's assets image for every platform: staged by `python -m toolkit.workflow assets`.\n"
-        "FROM scratch\nARG TARGETARCH\nCOPY ${TARGETARCH}/ /\n"
-    )
-    return dest
+    """The `imgtool-assets` build context for every platform: the helper files and `uv/<arch>/uv` each."""
+    arches = tuple(dict.fromkeys(docker_arch(platform) for platform in platforms))
+    if not arches:
+        raise UsageError("no platform given: pass e.g. --platforms linux/amd64,linux/arm64")
+    return assets.stage(dest, arches)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m toolkit.workflow", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    assets = commands.add_parser(
-        "assets",
-        help="stage imgtool's assets for every platform; print ref=imgtool-assets:<hash> of the Dockerfile",
+    staging = commands.add_parser(
+        "assets", help=f"stage the {assets.CONTEXT_NAME} build context (helper files, uv per platform) in DEST"
     )
-    assets.add_argument("dest", type=Path, help="directory to (re)create")
-    assets.add_argument("--dockerfile", type=Path, required=True, help="the Dockerfile imgtool render wrote")
-    assets.add_argument("--platforms", default=",".join(PLATFORMS), help="comma-separated, e.g. linux/amd64")
+    staging.add_argument("dest", type=Path, help="directory to (re)create")
+    staging.add_argument("--dockerfile", type=Path, help="a rendered Dockerfile, checked to read this context")
+    staging.add_argument("--platforms", default=",".join(PLATFORMS), help="comma-separated, e.g. linux/amd64")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if not args.dockerfile.is_file():
-            raise UsageError(f"--dockerfile {args.dockerfile} is not a file: run imgtool render -o FILE first")
-        ref = assets_ref(args.dockerfile.read_text())
+        if args.dockerfile is not None:
+            if not args.dockerfile.is_file():
+                raise UsageError(f"--dockerfile {args.dockerfile} is not a file: run imgtool render -o FILE first")
+            if f"from={assets.CONTEXT_NAME}" not in args.dockerfile.read_text():
+                raise UsageError(
+                    f"{args.dockerfile} does not read the {assets.CONTEXT_NAME} context: render it with imgtool render"
+                )
         stage_assets(args.dest, tuple(p.strip() for p in args.platforms.split(",") if p.strip()))
     except ImgtoolError as exc:
         sys.stderr.write(f"imgtool: error: {exc}\n")
         return exc.exit_code
-    sys.stdout.write(f"ref={ref}\n")
+    sys.stdout.write(f"context={args.dest}\n")
     return 0
 
 

@@ -18,7 +18,7 @@ from toolkit.servers import GRACEFUL_TIMEOUT, SERVERS, get_server
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = BaseImage(name="imgtool/python:3.11-bookworm", bootstrapped=True)
-ASSETS = "imgtool-assets:0123456789abcdef"
+ASSETS = Path("/cache/imgtool/assets/0123456789abcdef")
 
 
 def plans_for(*names: str):
@@ -192,7 +192,7 @@ def test_build_mode_paths_inside_the_repository_are_relative(tmp_path):
     output = REPO / "compose.yaml"
     refs = compose.build_refs(plans_for("granian"), output)
     assert refs["granian"] == compose.BuildRef(
-        context="images/app", dockerfile="../../.imgtool/compose/granian.Dockerfile"
+        context="images/app", dockerfile="../../.imgtool/compose/granian.Dockerfile", assets=".imgtool/assets"
     )
     # compose resolves context from the file's directory and dockerfile from the context
     resolved = (REPO / refs["granian"].context / refs["granian"].dockerfile).resolve()
@@ -215,6 +215,7 @@ def test_build_mode_model(tmp_path):
         assert service["build"] == {
             "context": refs[name].context,
             "dockerfile": refs[name].dockerfile,
+            "additional_contexts": {"imgtool-assets": ".imgtool/assets"},
             "secrets": ["ca"],
         }
     without_ca = compose.compose_model(plans, builds=refs)

@@ -42,7 +42,9 @@ def source(root: Path):
 
 
 def render(context: Path, server: str = "granian", **kwargs) -> str:
-    plan = make_plan(load_config(context, **kwargs), SERVERS[server], OFFLINE, "imgtool-assets:0123456789abcdef")
+    plan = make_plan(
+        load_config(context, **kwargs), SERVERS[server], OFFLINE, Path("/cache/imgtool/assets/0123456789abcdef")
+    )
     return render_dockerfile(plan)
 
 

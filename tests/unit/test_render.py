@@ -18,7 +18,9 @@ BASES = {"official": OFFICIAL, "offline": OFFLINE}
 
 
 def render(server="granian", base=OFFLINE, **config_overrides):
-    plan = make_plan(load_config(**config_overrides), SERVERS[server], base, "imgtool-assets:0123456789abcdef")
+    plan = make_plan(
+        load_config(**config_overrides), SERVERS[server], base, Path("/cache/imgtool/assets/0123456789abcdef")
+    )
     return plan, render_dockerfile(plan)
 
 
@@ -107,7 +109,9 @@ def server_base(server: str) -> BaseImage:
 def base_plan(server="granian", root=OFFLINE):
     from toolkit.plan import make_server_base_plan
 
-    return make_server_base_plan(SERVERS[server], root, "3.11", "imgtool-assets:0123456789abcdef", "localhost:5000")
+    return make_server_base_plan(
+        SERVERS[server], root, "3.11", Path("/cache/imgtool/assets/0123456789abcdef"), "localhost:5000"
+    )
 
 
 @pytest.mark.parametrize("server", SERVERS)
@@ -156,7 +160,7 @@ def test_server_base_dockerfile_has_the_server_the_user_and_the_labels():
         assert f"'{package}'" in text
     assert "useradd --system --uid 10001" in text and "site-packages/pip*" in text
     assert "COPY --from=builder /opt/venv /opt/venv" in text
-    assert "/launch.py /healthcheck.py /opt/imgtool/" in text
+    assert "COPY --from=imgtool-assets launch.py healthcheck.py /opt/imgtool/" in text
     for label in ('imgtool.base="server"', 'imgtool.server="uvicorn"', 'imgtool.python="3.11"'):
         assert label in text
     assert all(f"org.opencontainers.image.{key}" in plan.labels for key in ("source", "version", "base.name"))

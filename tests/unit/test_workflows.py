@@ -158,7 +158,7 @@ def test_images_workflow_builds_tests_and_pushes_every_server_multi_arch_with_at
     assert job["permissions"] == {"contents": "read", "packages": "write"}
     push = job["steps"][-1]["with"]
     assert push["sbom"] is True and push["provenance"] == "mode=max"
-    assert push["file"] == "build/Dockerfile" and "oci-layout://" in push["build-contexts"]
+    assert push["file"] == "build/Dockerfile" and push["build-contexts"] == "imgtool-assets=build/assets"
     assert data["env"]["PLATFORMS"] == "linux/amd64,linux/arm64" and push["platforms"] == "${{ env.PLATFORMS }}"
     assert "steps.meta.outputs.labels" in push["labels"] and "steps.meta.outputs.tags" in push["tags"]
     assert data[True]["schedule"], "no scheduled rebuild"
@@ -336,41 +336,30 @@ def test_generated_workflow_installs_this_imgtool_and_builds_the_given_context()
     assert install == f"python -m pip install imgtool=={workflow.__version__}"
 
 
-# ---- the multi-platform assets the push step maps onto imgtool-assets:<hash> -----------------
+# ---- the imgtool-assets context staged for every platform ------------------------------------
 
 ELF_MACHINE = {"amd64": 0x3E, "arm64": 0xB7}
 
 
-def test_assets_ref_is_read_from_the_rendered_dockerfile():
-    text = (
-        "RUN --mount=type=bind,from=imgtool-assets:0123456789abcdef,source=/uv\n"
-        "COPY --from=imgtool-assets:0123456789abcdef /a /"
-    )
-    assert workflow.assets_ref(text) == "imgtool-assets:0123456789abcdef"
-    with pytest.raises(workflow.UsageError):
-        workflow.assets_ref("FROM scratch\n")
-
-
 def test_staged_assets_hold_uv_for_each_platform(tmp_path, capsys):
     dockerfile = tmp_path / "Dockerfile"
-    dockerfile.write_text("COPY --from=imgtool-assets:0123456789abcdef /launch.py /x\n")
+    dockerfile.write_text("COPY --from=imgtool-assets launch.py /x\n")
     dest = tmp_path / "assets"
     assert workflow.main(["assets", "--dockerfile", str(dockerfile), str(dest)]) == 0
-    assert capsys.readouterr().out == "ref=imgtool-assets:0123456789abcdef\n"
-    assert "COPY ${TARGETARCH}/ /" in (dest / "Dockerfile").read_text()
+    assert capsys.readouterr().out == f"context={dest}\n"
     for arch, machine in ELF_MACHINE.items():
-        uv = dest / arch / "uv" / "uv"
+        uv = dest / "uv" / arch / "uv"
         header = uv.read_bytes()[:20]
         assert header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") == machine, arch
         assert uv.stat().st_mode & 0o111
-        assert {p.name for p in (dest / arch).glob("*.py")} == {p.name for p in (IMAGES_DIR / "assets").glob("*.py")}
+    assert {p.name for p in dest.glob("*.py")} == {p.name for p in (IMAGES_DIR / "assets").glob("*.py")}
 
 
 def test_assets_command_errors_in_one_line(tmp_path, capsys):
     assert workflow.main(["assets", "--dockerfile", str(tmp_path / "missing"), str(tmp_path / "a")]) == 2
     assert workflow.main(["assets", "--dockerfile", str(ROOT / "pyproject.toml"), str(tmp_path / "a")]) == 2
     dockerfile = tmp_path / "Dockerfile"
-    dockerfile.write_text("COPY --from=imgtool-assets:0123456789abcdef /a /\n")
+    dockerfile.write_text("COPY --from=imgtool-assets a /\n")
     assert (
         workflow.main(["assets", "--dockerfile", str(dockerfile), "--platforms", "linux/s390x", str(tmp_path / "a")])
         == 2
