@@ -74,8 +74,9 @@ def diagnose(python: str = "3.11", context: Path | None = None) -> list[Finding]
             Finding("engine", True, f"Docker {client.version().get('Version', '?')}, {info.get('Driver', '?')}")
         )
 
-    buildx = _cli_version(["buildx", "version"])
-    findings.append(Finding("buildx", bool(buildx), buildx or f"docker buildx is not installed: {PROVISION_HINT}"))
+    buildx = engine.buildx_version()
+    problem = engine.buildx_problem(buildx)
+    findings.append(Finding("buildx", problem is None, problem or f"buildx {buildx}"))
     compose = _cli_version(["compose", "version"])
     findings.append(
         Finding(

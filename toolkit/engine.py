@@ -24,8 +24,10 @@ from toolkit.plan import BuildPlan, ServerBasePlan, buildx_argv
 LABEL = "imgtool"
 # Named build contexts and Dockerfile heredocs in the engine's built-in BuildKit; `docker save` as OCI.
 MIN_ENGINE = (25, 0)
+# `docker compose build` (compose 2.40) refuses older buildx plugins.
+MIN_BUILDX = (0, 17)
 SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-PROVISION_HINT = "run scripts/provision-docker (or start Docker and set DOCKER_HOST)"
+PROVISION_HINT = "install Docker Engine 25+ with the buildx (0.17+) and compose v2 plugins (from a checkout of imgtool: scripts/provision-docker)"
 
 
 def connect() -> docker.DockerClient:
@@ -39,13 +41,30 @@ def connect() -> docker.DockerClient:
     return client
 
 
-def require_buildx() -> None:
+def buildx_version() -> str | None:
+    """The buildx plugin's version (`0.29.1`), or None where `docker buildx` does not answer."""
     try:
-        ok = subprocess.run(["docker", "buildx", "version"], capture_output=True, timeout=30).returncode == 0
+        result = subprocess.run(["docker", "buildx", "version"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
-        ok = False
-    if not ok:
-        raise EnvironmentProblem(f"docker buildx is not installed: {PROVISION_HINT}")
+        return None
+    words = result.stdout.split()
+    return words[1].removeprefix("v") if result.returncode == 0 and len(words) > 1 else None
+
+
+def buildx_problem(version: str | None) -> str | None:
+    """Why this buildx cannot build imgtool's Dockerfiles (compose 2.40 also refuses buildx < 0.17), or None."""
+    floor = ".".join(map(str, MIN_BUILDX))
+    if version is None:
+        return f"docker buildx is not installed: {PROVISION_HINT}"
+    if _version_tuple(version) < MIN_BUILDX:
+        return f"docker buildx {version} is too old (need {floor} or newer): {PROVISION_HINT}"
+    return None
+
+
+def require_buildx() -> None:
+    problem = buildx_problem(buildx_version())
+    if problem:
+        raise EnvironmentProblem(problem)
 
 
 def image_exists(client: docker.DockerClient, ref: str) -> bool:
