@@ -27,7 +27,10 @@ MIN_ENGINE = (25, 0)
 # `docker compose build` (compose 2.40) refuses older buildx plugins.
 MIN_BUILDX = (0, 17)
 SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-PROVISION_HINT = "install Docker Engine 25+ with the buildx (0.17+) and compose v2 plugins (from a checkout of imgtool: scripts/provision-docker)"
+PROVISION_HINT = (
+    "install Docker Engine 25+ with the buildx (0.17+) and compose v2 plugins "
+    "(from a checkout of imgtool: scripts/provision-docker)"
+)
 
 
 def connect() -> docker.DockerClient:
