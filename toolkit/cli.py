@@ -860,11 +860,24 @@ def _interrupt(signum, frame) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGINT, _interrupt)
-    try:
-        app()
-    except ImgtoolError as exc:
-        from rich.markup import escape
+    from rich.markup import escape
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError as ClickUsageError
 
+    try:
+        code = app(standalone_mode=False, prog_name="imgtool")
+    except NoArgsIsHelpError:
+        code = 2  # the help is printed already
+    except ClickUsageError as exc:
+        # One line, like every other error: what was wrong, and where the help is.
+        command = exc.ctx.command_path if exc.ctx is not None else "imgtool"
+        message = exc.format_message().replace("\n", " ").strip().rstrip(".")
+        err.print(f"[red]imgtool: error:[/] {escape(message)}: see `{escape(command)} --help`", highlight=False)
+        code = 2
+    except ClickException as exc:
+        err.print(f"[red]imgtool: error:[/] {escape(exc.format_message())}", highlight=False)
+        code = exc.exit_code
+    except ImgtoolError as exc:
         # Messages carry user input (paths, names, `host[:port][/path]`): never read them as markup.
         err.print(f"[red]imgtool: error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+        code = exc.exit_code
+    sys.exit(code if isinstance(code, int) else 0)
