@@ -756,7 +756,8 @@ def bake(
     if as_json:
         _print_json({"output": str(output), "targets": [plan.server.name for plan in plans]})
         return
-    err.print(f"wrote {output}; build: docker buildx bake -f {output.name} (from {output.parent})", highlight=False)
+    command = next(line for line in text.splitlines() if line.startswith("#   docker buildx bake"))
+    err.print(f"wrote {output}; build it from {output.parent}: {command.removeprefix('#   ')}", highlight=False)
 
 
 @app.command(
@@ -861,7 +862,8 @@ def _interrupt(signum, frame) -> None:
 def main() -> None:
     signal.signal(signal.SIGINT, _interrupt)
     from rich.markup import escape
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError as ClickUsageError
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+    from typer._click.exceptions import UsageError as ClickUsageError
 
     try:
         code = app(standalone_mode=False, prog_name="imgtool")

@@ -185,6 +185,7 @@ def second_engine(root: Path):
     (`--iptables=false`), so builds there that download packages need `--network host`. Everything
     is removed afterwards, also on failure. Yields the engine's DOCKER_HOST.
     """
+    root.mkdir(parents=True, exist_ok=True)
     suffix = secrets.token_hex(3)
     bridge = f"imgt{suffix}"
     # A /24 of its own; `--bridge none` would delete the first engine's docker0 (ENVIRONMENT.md).
@@ -213,11 +214,10 @@ def second_engine(root: Path):
             stderr=subprocess.STDOUT,
         )  # fmt: skip
         host = f"unix://{socket_path}"
-        client = docker.DockerClient(base_url=host, timeout=120)
         deadline = time.monotonic() + 60
         while True:
             try:
-                client.ping()
+                docker.DockerClient(base_url=host, timeout=120).close()
                 break
             except docker.errors.DockerException:
                 said = (root / "dockerd.log").read_text()[-2000:]
