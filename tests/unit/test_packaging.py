@@ -4,6 +4,9 @@ command, and images/ as package data found one way (the wheel itself is tested i
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
 
 from packaging.requirements import Requirement
@@ -46,3 +49,14 @@ def test_version_option():
     result = run_cli("--version")
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"imgtool {__version__} ({DISTRIBUTION})\n"
+
+
+def test_an_install_without_the_templates_fails_at_import(tmp_path):
+    """No fallback to some other images/ directory: a package without toolkit/images is broken, loudly."""
+    package = tmp_path / "toolkit"
+    package.mkdir()
+    shutil.copy2(ROOT / "toolkit" / "__init__.py", package / "__init__.py")
+    probe = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import toolkit; print(toolkit.__file__)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert f"ImportError: imgtool's templates are missing ({package / 'images'} is not a directory)" in result.stderr
