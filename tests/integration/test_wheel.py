@@ -81,8 +81,8 @@ def test_the_wheel_carries_the_package_and_its_templates(dists):
         metadata = wheel.read(f"imgtool_asgi-{__version__}.dist-info/METADATA").decode()
         entry_points = wheel.read(f"imgtool_asgi-{__version__}.dist-info/entry_points.txt").decode()
     shipped = {name.removeprefix("toolkit/images/") for name in names if name.startswith("toolkit/images/")}
-    in_repo = {p.relative_to(ROOT / "images").as_posix() for p in (ROOT / "images").rglob("*") if p.is_file()}
-    assert shipped == {name for name in in_repo if "__pycache__" not in name}
+    tracked = _run(["git", "ls-files", "-z", "images"], ROOT, dict(os.environ)).stdout.split("\0")
+    assert shipped == {name.removeprefix("images/") for name in tracked if name}
     assert f"Name: {DISTRIBUTION}\n" in metadata and f"Version: {__version__}\n" in metadata
     assert "imgtool = toolkit.cli:main" in entry_points
     assert not any(name.startswith(("tests/", "images/", "benchmarks/")) for name in names)
