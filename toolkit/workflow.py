@@ -1,13 +1,12 @@
 """GitHub Actions workflows: the images workflow `imgtool workflow` writes, and the assets it needs.
 
-The workflow builds each server's image with `imgtool build` on the runner's engine, smoke-tests it
-with `imgtool test`, then rebuilds the same rendered Dockerfile with buildx for amd64 + arm64 and
-pushes it with SBOM and provenance attestations. That rebuild runs in a docker-container builder,
-which cannot see the engine's local `imgtool-assets:<hash>` image, and that image holds uv for the
-engine's architecture only. So the workflow stages the assets for every platform
-(`python -m toolkit.workflow assets`), turns them into a multi-platform OCI layout, and maps the
-name the Dockerfile copies from onto it with a named build context (`--build-context
-imgtool-assets:<hash>=oci-layout://...`). The Dockerfile stays the one that was tested.
+The workflow renders each server's Dockerfile with `imgtool render` and stages what it copies from
+(launcher, healthcheck, import check, uv for every platform) as a directory passed to buildx as the
+named build context `imgtool-assets` (`python -m toolkit.workflow assets`). One buildx builder builds
+it: each platform is loaded into the runner's engine and smoke-tested there with `imgtool test` (arm64
+under QEMU), then the push rebuilds it from that builder's cache for every platform with SBOM and
+provenance attestations, and a last step checks the pushed layers are the tested ones.
+The runner installs imgtool by its distribution name at this version (`imgtool-asgi==X.Y.Z`).
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import jinja2
 
-from toolkit import IMAGES_DIR, __version__
+from toolkit import DISTRIBUTION, IMAGES_DIR, __version__
 from toolkit.config import _PYTHON_RE
 from toolkit.errors import ImgtoolError, UsageError
 from toolkit.servers import SERVERS
@@ -105,10 +104,10 @@ def render_workflow(
         version=__version__,
         actions=ACTIONS,
         context=context,
-        install=install or f"imgtool=={__version__}",
+        install=install or f"{DISTRIBUTION}=={__version__}",
         servers=servers,
         pythons=pythons,
-        platforms=",".join(PLATFORMS),
+        platforms=PLATFORMS,
         cron=cron,
     )
 
