@@ -61,8 +61,8 @@ def load(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
 
 
-def test_the_project_has_its_ci_and_images_workflows():
-    assert {p.name for p in PROJECT_WORKFLOWS} >= {"ci.yml", "images.yml"}
+def test_the_project_has_its_ci_images_and_release_workflows():
+    assert {p.name for p in PROJECT_WORKFLOWS} >= {"ci.yml", "images.yml", "release.yml"}
 
 
 def test_validates_against_the_github_workflow_schema(workflow_file):
@@ -146,7 +146,14 @@ def test_least_privilege_and_no_untrusted_checkout(workflow_file):
         pushes = any("docker/login-action@" in step.get("uses", "") for step in steps)
         if permissions.get("packages") == "write":
             assert pushes, f"job {name} may write packages but never logs in to a registry"
-        assert all(level in ("read", "none") for key, level in permissions.items() if key != "packages"), name
+        # OIDC and attestations: only the release's publish job, only on a version tag, in its environment.
+        oidc = {key: level for key, level in permissions.items() if key in ("id-token", "attestations")}
+        if oidc:
+            assert (workflow_file.name, name, job.get("environment")) == ("release.yml", "publish", "pypi")
+            assert oidc == {"id-token": "write", "attestations": "write"}
+            assert triggers(data) == {"push": {"tags": ["v*"]}}
+        others = {key: level for key, level in permissions.items() if key not in ("packages", *oidc)}
+        assert all(level in ("read", "none") for level in others.values()), name
         for step in steps:
             if "actions/checkout@" in step.get("uses", ""):
                 assert step.get("with", {}).get("persist-credentials") is False, f"{name}: persist-credentials"
@@ -206,6 +213,28 @@ def test_images_workflow_builds_once_tests_each_platform_and_pushes_that_build(w
     names = [call[1] for call in commands(data, "imgtool")]
     assert "build" not in names, "the image is built by buildx once; imgtool build would be a second build"
     assert names.index("render") < names.index("test")
+
+
+def test_release_publishes_the_checked_files_by_trusted_publishing_with_attestations():
+    data = load(WORKFLOWS_DIR / "release.yml")
+    assert triggers(data) == {"push": {"tags": ["v*"]}}
+    build, publish = data["jobs"]["build"], data["jobs"]["publish"]
+    assert "permissions" not in build and publish["needs"] == "build"  # the build job only reads
+    checks = "\n".join(step.get("run", "") for step in build["steps"])
+    assert "python -m build" in checks and "twine check --strict dist/*" in checks
+    # The wheel, installed, must report the tag's version under the distribution's name.
+    assert f'test "$version" = "imgtool ${{GITHUB_REF_NAME#v}} ({DISTRIBUTION})"' in checks
+    [(_, uploaded)] = _steps_using(build, "upload-artifact")
+    [(_, downloaded)] = _steps_using(publish, "download-artifact")
+    assert uploaded["with"]["name"] == downloaded["with"]["name"] and downloaded["with"]["path"] == "dist/"
+    # OIDC only: no secret, no password, no token input anywhere.
+    text = (WORKFLOWS_DIR / "release.yml").read_text()
+    assert "secrets." not in text and "password" not in text.lower() and "TWINE_" + "PASSWORD" not in text
+    [(_, attest)] = _steps_using(publish, "attest-build-provenance")
+    assert attest["with"]["subject-path"] == "dist/*"
+    upload = publish["steps"][-1]["run"]
+    assert "python -m pypi_attestations sign dist/*.whl dist/*.tar.gz" in upload
+    assert upload.rstrip().endswith("python -m twine upload --attestations dist/*")
 
 
 def test_project_images_workflow_is_what_imgtool_workflow_writes():
@@ -302,7 +331,7 @@ def check_imgtool_call(argv: list[str]) -> None:
 
 def test_every_imgtool_call_in_the_workflows_is_a_valid_cli_call(workflow_file):
     calls = [call[1:] for call in commands(load(workflow_file), "imgtool")]
-    expected = {"ci.yml": {"render"}}.get(workflow_file.name, {"render", "test"})
+    expected = {"ci.yml": {"render"}, "release.yml": set()}.get(workflow_file.name, {"render", "test"})
     assert {call[0] for call in calls} == expected
     for argv in calls:
         try:
@@ -377,6 +406,11 @@ def test_generated_workflow_installs_this_imgtool_by_its_distribution_name_and_b
     assert (
         install == f"python -m pip install {DISTRIBUTION}=={__version__}" == "python -m pip install imgtool-asgi==0.1.0"
     )
+
+
+def test_every_action_in_the_list_is_used():
+    used = "".join(path.read_text() for path in PROJECT_WORKFLOWS) + workflow.render_workflow()
+    assert [a.repo for a in workflow.ACTIONS.values() if f"{a.repo}@{a.sha}" not in used] == []
 
 
 # ---- the multi-platform assets the push step maps onto imgtool-assets:<hash> -----------------
