@@ -292,7 +292,7 @@ def _shell_commands(script: str, env: dict[str, str]):
 
 def commands(data: dict, program: str):
     """(job, argv...) of every `program ...` command in the run steps, once per matrix combination,
-    with $VARS and ${{ matrix/env }} expressions filled in from the workflow."""
+    with $VARS and ${{ matrix/env }} expressions filled in from the workflow ("": every command)."""
     prefix = program.split()
     for job_name, job in data["jobs"].items():
         matrix = job.get("strategy", {}).get("matrix", {})
@@ -411,6 +411,43 @@ def test_generated_workflow_installs_this_imgtool_by_its_distribution_name_and_b
 def test_every_action_in_the_list_is_used():
     used = "".join(path.read_text() for path in PROJECT_WORKFLOWS) + workflow.render_workflow()
     assert [a.repo for a in workflow.ACTIONS.values() if f"{a.repo}@{a.sha}" not in used] == []
+
+
+# ---- nothing needs root but through `sudo -n` (GitHub's runner user is not root) ------------
+
+ROOT_COMMANDS = {
+    "apt", "apt-get", "dpkg", "debootstrap", "systemctl", "service", "mount", "umount", "modprobe", "sysctl",
+    "dockerd", "ip", "iptables", "chown", "useradd", "groupadd", "update-binfmts",
+}  # fmt: skip
+
+
+def test_no_step_needs_root_without_sudo_n(workflow_file):
+    for _, *argv in commands(load(workflow_file), ""):
+        if argv[0] == "sudo":
+            assert argv[1:2] == ["-n"], f"sudo without -n can wait for a password: {shlex.join(argv)}"
+        else:
+            assert argv[0] not in ROOT_COMMANDS, f"needs root, say `sudo -n`: {shlex.join(argv)}"
+
+
+def test_the_root_check_can_fail():
+    data = {"jobs": {"x": {"steps": [{"run": "sudo apt-get install -y wrk"}, {"run": "apt-get update"}]}}}
+    argvs = [argv for _, *argv in commands(data, "")]
+    assert argvs == [["sudo", "apt-get", "install", "-y", "wrk"], ["apt-get", "update"]]
+
+
+def test_the_scripts_ci_runs_use_root_only_through_sudo_n():
+    """scripts/test -> scripts/setup -> scripts/provision-docker: what needs root goes through sudo -n."""
+    setup = (ROOT / "scripts" / "setup").read_text()
+    for line in setup.splitlines():
+        code = line.split("#")[0]
+        if code.strip().startswith("log "):  # a message, not a command
+            continue
+        if re.search(r"(?<!command -v )\b(apt-get|debootstrap)\b|base bootstrap", code):
+            assert "as_root " in code, line
+    assert 'as_root() { if [[ $EUID -eq 0 ]]; then "$@"; else sudo -n "$@"; fi; }' in setup
+    provision = (ROOT / "scripts" / "provision-docker").read_text()
+    guard = provision.index("if [[ $EUID -ne 0 ]]; then\n    ready && exit 0\n")
+    assert "exec sudo -n " in provision[guard:] and guard < provision.index("\nensure_cli\n")
 
 
 # ---- the multi-platform assets the push step maps onto imgtool-assets:<hash> -----------------
