@@ -30,6 +30,31 @@ base_app = typer.Typer(
 )
 app.add_typer(base_app, name="base")
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from toolkit import DISTRIBUTION, __version__
+
+        sys.stdout.write(f"imgtool {__version__} ({DISTRIBUTION})\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version (and the package's name) and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    # No docstring: the app's help above stays the one `imgtool --help` shows.
+    pass
+
+
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
