@@ -34,6 +34,26 @@ def checked(check: Callable[..., Any], *args: Any) -> Callable[[Any], Any]:
     return callback
 
 
+class PathParser:
+    """Turns the path as typed into a checked Path; `role` says what kind of path the option takes."""
+
+    def __init__(self, role: str, check: Callable[[Path], Path]):
+        self.role = role  # "dir" (an existing directory), "file" (an existing file) or "output"
+        self.check = check
+        self.__name__ = f"{role}_path"
+
+    def __call__(self, raw: str | Path) -> Path:
+        try:
+            return self.check(validate.path_text(str(raw)) if not isinstance(raw, Path) else raw)
+        except UsageError as exc:
+            raise typer.BadParameter(str(exc)) from None
+
+
+DIRECTORY = PathParser("dir", validate.existing_dir)
+PEM_FILE = PathParser("file", validate.pem_bundle)
+OUTPUT_FILE = PathParser("output", validate.output_file)
+
+
 def server_name(name: str) -> str:
     from toolkit.servers import get_server
 
@@ -86,13 +106,7 @@ AppOpt = Annotated[
 ]
 ContextOpt = Annotated[
     Path | None,
-    typer.Option(
-        "--context",
-        help="Build context holding the app (default: the bundled app).",
-        dir_okay=True,
-        file_okay=False,
-        callback=checked(validate.existing_dir),
-    ),
+    typer.Option("--context", help="Build context holding the app (default: the bundled app).", parser=DIRECTORY),
 ]
 BaseOpt = Annotated[
     str | None,
@@ -117,11 +131,7 @@ TagOpt = Annotated[
 CaCertOpt = Annotated[
     Path | None,
     typer.Option(
-        "--ca-cert",
-        help="CA bundle for the build's HTTPS (default: the system bundle, as a secret).",
-        exists=True,
-        dir_okay=False,
-        callback=checked(validate.pem_bundle),
+        "--ca-cert", help="CA bundle for the build's HTTPS (default: the system bundle, as a secret).", parser=PEM_FILE
     ),
 ]
 ImageOpt = Annotated[
@@ -141,8 +151,3 @@ EnvOpt = Annotated[
     list[str] | None,
     typer.Option("--env", "-e", help="KEY=VALUE for the containers (repeatable).", callback=checked(validate.env_pair)),
 ]
-
-
-def output_option(default: Path | None, help: str, *names: str) -> Any:
-    """An output file option: a regular file or a new name in a writable directory."""
-    return typer.Option(*(names or ("--output", "-o")), help=help, callback=checked(validate.output_file))

@@ -128,9 +128,13 @@ def url(value: str) -> str:
 # ---- paths ----
 
 
+def path_text(raw: str) -> Path:
+    """A path as typed: empty or blank is refused here (Path("") would silently mean the current directory)."""
+    _printable(raw, "the path")
+    return Path(raw).expanduser()
+
+
 def _path_text(value: Path) -> Path:
-    if not str(value) or not str(value).strip():
-        raise Invalid("the path is empty: give a path")
     return value.expanduser()
 
 

@@ -56,15 +56,18 @@ def _commands(command, path=()):
 
 
 def _path_values(option) -> tuple[str, ...]:
-    """Bad values for a path option, by what it is: an input directory, an input file or an output file."""
-    info = option.type_descriptor.parameter_info
-    special = ("/proc", "/dev/null", "", "/nonexistent-imgtool/x")
-    if info.dir_okay and not info.file_okay:
+    """Bad values for a path option, by what it takes: an existing directory, an existing file, or an output file."""
+    parser = option.type_descriptor.parameter_info.parser
+    role = getattr(parser, "role", None)
+    assert role in ("dir", "file", "output"), f"{option.opts[0]}: a path option must use a PathParser of toolkit.options"
+    special = ("/proc", "/dev/null", "", " ", "/nonexistent-imgtool/x")
+    if role == "dir":
         return (*special, "{file}")
-    if info.exists:
-        return (*special, "{dir}")
-    # An output file: a directory, an unwritable place, a missing parent.
-    return ("/proc/imgtool-sweep", "/dev/null", "", "/nonexistent-imgtool/x/out", "{dir}", "{readonly}/out")
+    if role == "file":
+        return (*special, "{dir}", "{file}")  # {file} is a regular file that is not what was asked for
+    outputs = ("/proc/imgtool-sweep", "/dev/null", "", "/nonexistent-imgtool/x/out", "{dir}")
+    # Root writes into a read-only directory all the same: that case means something only for users.
+    return outputs if os.geteuid() == 0 else (*outputs, "{readonly}/out")
 
 
 def _values(option) -> tuple[str, ...]:
