@@ -59,7 +59,7 @@ def _path_values(option) -> tuple[str, ...]:
     """Bad values for a path option, by what it takes: an existing directory, an existing file, or an output file."""
     parser = option.type_descriptor.parameter_info.parser
     role = getattr(parser, "role", None)
-    assert role in ("dir", "file", "output"), f"{option.opts[0]}: a path option must use a PathParser of toolkit.options"
+    assert role in ("dir", "file", "output"), f"{option.opts[0]}: use a toolkit.options PathParser"
     special = ("/proc", "/dev/null", "", " ", "/nonexistent-imgtool/x")
     if role == "dir":
         return (*special, "{file}")
