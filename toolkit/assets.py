@@ -44,7 +44,9 @@ def docker_arch(name: str) -> str:
 
 
 def sources() -> list[Path]:
-    return sorted((IMAGES_DIR / "assets").glob("*.py"))
+    """The helper scripts, and the SBOM generator's pinned requirements (sbom-tool.txt)."""
+    folder = IMAGES_DIR / "assets"
+    return sorted([*folder.glob("*.py"), folder / "sbom-tool.txt"])
 
 
 def uv_wheel(arch: str) -> Path:
