@@ -929,6 +929,71 @@ def bench(
         raise typer.Exit(1)
 
 
+KeyOpt = Annotated[str, typer.Option("--key", help="cosign key: a file from `cosign generate-key-pair`, or a KMS URI.")]
+TlogOpt = Annotated[
+    bool,
+    typer.Option(
+        "--tlog/--no-tlog",
+        help="Use Sigstore's transparency log (cosign's default); --no-tlog: the key's signature alone, offline.",
+    ),
+]
+
+
+@app.command(
+    epilog="Examples: COSIGN_PASSWORD=... imgtool sign localhost:5000/app:granian --key cosign.key --no-tlog · "
+    "imgtool sign REF --key cosign.key --sbom sbom.cdx.json"
+)
+def sign(
+    image: Annotated[str, typer.Argument(help="Image in a registry (a tag is resolved to its digest first).")],
+    key: KeyOpt,
+    sbom: Annotated[
+        Path | None,
+        typer.Option("--sbom", help="Also attach this CycloneDX SBOM (from `imgtool build --sbom`), signed."),
+    ] = None,
+    tlog: TlogOpt = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sign an image in a registry by digest with cosign (the key's password from COSIGN_PASSWORD)."""
+    from toolkit.signing import sign as cosign_sign
+
+    signed = cosign_sign(image, key, sbom, tlog)
+    if as_json:
+        _print_json(asdict(signed))
+        return
+    extra = " and its SBOM attestation" if signed.sbom_attached else ""
+    log = "" if signed.tlog else " (no transparency log)"
+    out.print(f"signed {signed.image}{extra}{log}", highlight=False, markup=False)
+
+
+@app.command(
+    epilog="Examples: imgtool verify localhost:5000/app:granian --key cosign.pub --no-tlog · "
+    "imgtool verify REF --key cosign.pub --sbom --json"
+)
+def verify(
+    image: Annotated[str, typer.Argument(help="Image in a registry, by tag or digest.")],
+    key: KeyOpt,
+    sbom: Annotated[
+        bool, typer.Option("--sbom", help="Also require a CycloneDX SBOM attestation signed by the same key.")
+    ] = False,
+    tlog: TlogOpt = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check an image's cosign signature against a public key: exit 0 verified, 1 not."""
+    from rich.markup import escape
+
+    from toolkit.signing import verify as cosign_verify
+
+    result = cosign_verify(image, key, sbom, tlog)
+    if as_json:
+        _print_json(asdict(result))
+    elif result.verified:
+        what = "signature and SBOM attestation" if result.sbom_verified else "signature"
+        out.print(f"verified {result.image} ({what}, {result.digest})", highlight=False, markup=False)
+    if not result.verified:
+        err.print(f"[red]imgtool: error:[/] {escape(image)} does not verify: {escape(result.reason)}", highlight=False)
+        raise typer.Exit(1)
+
+
 def _interrupt(signum, frame) -> None:
     raise Interrupted()
 
