@@ -50,6 +50,8 @@ ACTIONS = {
         Action("docker/login-action", "184bdaa0721073962dff0199f1fb9940f07167d1", "v3.5.0"),
         Action("docker/metadata-action", "c1e51972afc2121e065aed6d45c65596fe445f3f", "v5.8.0"),
         Action("docker/build-push-action", "263435318d21b8e681c14492fe198d362a7d2c83", "v6.18.0"),
+        # Checked against sigstore/cosign-installer itself: `git rev-parse v4.1.2^{commit}` (installs cosign v3).
+        Action("sigstore/cosign-installer", "6f9f17788090df1f26f669e9d70d6ae9567deba6", "v4.1.2"),
     )
 }
 

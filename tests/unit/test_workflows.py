@@ -143,7 +143,12 @@ def test_least_privilege_and_no_untrusted_checkout(workflow_file):
         pushes = any("docker/login-action@" in step.get("uses", "") for step in steps)
         if permissions.get("packages") == "write":
             assert pushes, f"job {name} may write packages but never logs in to a registry"
-        assert all(level in ("read", "none") for key, level in permissions.items() if key != "packages"), name
+        assert all(
+            level in ("read", "none") for key, level in permissions.items() if key not in ("packages", "id-token")
+        ), name
+        if permissions.get("id-token") == "write":
+            signs = [step for step in steps if "cosign sign" in step.get("run", "")]
+            assert signs, f"job {name} may mint OIDC tokens but never signs"
         for step in steps:
             if "actions/checkout@" in step.get("uses", ""):
                 assert step.get("with", {}).get("persist-credentials") is False, f"{name}: persist-credentials"
@@ -155,8 +160,9 @@ def test_images_workflow_builds_tests_and_pushes_every_server_multi_arch_with_at
     job = data["jobs"]["image"]
     assert set(job["strategy"]["matrix"]["server"]) == set(SERVERS)
     assert set(job["strategy"]["matrix"]["python"]) == set(workflow.PYTHONS)
-    assert job["permissions"] == {"contents": "read", "packages": "write"}
-    push = job["steps"][-1]["with"]
+    assert job["permissions"] == {"contents": "read", "packages": "write", "id-token": "write"}
+    build = next(step for step in job["steps"] if "docker/build-push-action@" in step.get("uses", ""))
+    push = build["with"]
     assert push["sbom"] is True and push["provenance"] == "mode=max"
     assert push["file"] == "build/Dockerfile" and push["build-contexts"] == "imgtool-assets=build/assets"
     assert data["env"]["PLATFORMS"] == "linux/amd64,linux/arm64" and push["platforms"] == "${{ env.PLATFORMS }}"
@@ -164,6 +170,21 @@ def test_images_workflow_builds_tests_and_pushes_every_server_multi_arch_with_at
     assert data[True]["schedule"], "no scheduled rebuild"
     names = [call[1] for call in commands(data, "imgtool")]
     assert names.index("build") < names.index("test") < names.index("render")
+
+
+@pytest.mark.parametrize("which", ["project", "generated"])
+def test_images_workflow_signs_the_pushed_digest_keylessly(which, user_workflow):
+    steps = load(WORKFLOWS_DIR / "images.yml" if which == "project" else user_workflow)["jobs"]["image"]["steps"]
+    names = [step.get("id") for step in steps]
+    build = steps[names.index("build")]
+    assert "docker/build-push-action@" in build["uses"]
+    installer = next(i for i, step in enumerate(steps) if "sigstore/cosign-installer@" in step.get("uses", ""))
+    sign = steps[installer + 1]
+    assert installer > names.index("build")
+    # No key: Sigstore's keyless flow with the job's OIDC token; only where something was pushed.
+    assert "cosign sign --yes" in sign["run"] and "--key" not in sign["run"]
+    assert sign["env"]["DIGEST"] == "${{ steps.build.outputs.digest }}" and "@${DIGEST}" in sign["run"]
+    assert sign["if"] == steps[installer]["if"] == build["with"]["push"].strip("${} ")
 
 
 def test_project_images_workflow_is_what_imgtool_workflow_writes():
