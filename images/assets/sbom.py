@@ -2,11 +2,12 @@
 
 cyclonedx-py lists the Python packages of the image's venv; this adds what the runtime's Debian package
 database says is installed (dpkg's `status` file, or distroless-style `status.d/` entries), the operating
-system, the image itself as the component the SBOM describes and imgtool as a tool; sorts everything;
-and validates the result against the CycloneDX schema with the generator's own library (importable in the
-builder stage that runs this). Standard library only, apart from that validation.
+system, the interpreter when no Debian package provides it (python:X.Y-slim), the image itself as the
+component the SBOM describes and imgtool as a tool; sorts everything; and validates the result against
+the CycloneDX schema with the generator's own library (importable in the builder stage that runs this).
+Standard library only, apart from that validation.
 
-Usage: sbom.py PYTHON_SBOM ROOT OUTPUT --name NAME --tool-version VERSION
+Usage: sbom.py PYTHON_SBOM ROOT OUTPUT --name NAME --tool-version VERSION [--venv /opt/venv]
 """
 
 from __future__ import annotations
@@ -111,6 +112,37 @@ def os_component(os_info: dict[str, str]) -> dict | None:
     return component
 
 
+def interpreter(root: Path, venv: str | None) -> dict[str, str]:
+    """The venv's pyvenv.cfg (`home`, `version_info`, `implementation`): which Python runs the app."""
+    if not venv:
+        return {}
+    config = root / venv.lstrip("/") / "pyvenv.cfg"
+    if not config.is_file():
+        return {}
+    pairs = (line.partition("=") for line in config.read_text().splitlines() if "=" in line)
+    return {key.strip(): value.strip() for key, _, value in pairs}
+
+
+def python_component(venv_config: dict[str, str], packages: list[dict[str, str]]) -> dict | None:
+    """The interpreter itself, when no Debian package provides it (python:X.Y-slim builds it into /usr/local)."""
+    version = venv_config.get("version_info", "")
+    if not version:
+        return None
+    minor = ".".join(version.split(".")[:2])
+    if any(package["Package"] in (f"python{minor}-minimal", f"libpython{minor}-minimal") for package in packages):
+        return None
+    name = venv_config.get("implementation", "CPython").lower()
+    purl = f"pkg:generic/{_encode(name)}@{_encode(version)}"
+    return {
+        "type": "application",
+        "bom-ref": purl,
+        "name": name,
+        "version": version,
+        "purl": purl,
+        "description": f"the Python interpreter the venv runs on ({venv_config.get('home', '?')})",
+    }
+
+
 def _sort_key(component: dict) -> tuple:
     return (
         component.get("type", ""),
@@ -121,14 +153,19 @@ def _sort_key(component: dict) -> tuple:
 
 
 def complete(
-    python_bom: dict, packages: list[dict[str, str]], os_info: dict[str, str], name: str, tool_version: str
+    python_bom: dict,
+    packages: list[dict[str, str]],
+    os_info: dict[str, str],
+    name: str,
+    tool_version: str,
+    venv_config: dict[str, str] | None = None,
 ) -> dict:
     """The whole SBOM: cyclonedx-py's Python components plus the OS and its packages, the image as root."""
     bom = dict(python_bom)
     components = list(bom.get("components", []))
     seen = {component.get("bom-ref") for component in components}
-    system = os_component(os_info)
-    for component in ([system] if system else []) + [deb_component(package, os_info) for package in packages]:
+    extra = [os_component(os_info), python_component(venv_config or {}, packages)]
+    for component in [c for c in extra if c] + [deb_component(package, os_info) for package in packages]:
         if component["bom-ref"] not in seen:
             seen.add(component["bom-ref"])
             components.append(component)
@@ -168,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("output", type=Path)
     parser.add_argument("--name", required=True)
     parser.add_argument("--tool-version", required=True)
+    parser.add_argument("--venv", help="the venv's path in the image: names the interpreter when dpkg does not")
     args = parser.parse_args(argv)
     bom = complete(
         json.loads(args.python_sbom.read_text()),
@@ -175,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         os_release(args.root),
         args.name,
         args.tool_version,
+        interpreter(args.root, args.venv),
     )
     text = json.dumps(bom, indent=2, ensure_ascii=False) + "\n"
     error = validate(text)

@@ -121,6 +121,22 @@ def test_the_complete_sbom_is_schema_valid_sorted_and_rooted_at_the_image(tmp_pa
     assert json.dumps(again) == text
 
 
+def test_an_interpreter_no_debian_package_provides_is_listed_too(tmp_path):
+    root = rootfs(tmp_path, status=STATUS.replace("python3.11-minimal", "zlib1g"))
+    venv = root / "opt/venv"
+    venv.mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/local/bin\nimplementation = CPython\nversion_info = 3.12.7\n")
+    config = sbom_asset.interpreter(root, "/opt/venv")
+    packages = sbom_asset.installed_packages(root)
+    bom = sbom_asset.complete(PYTHON_BOM, packages, sbom_asset.os_release(root), "app", "0", config)
+    python = [c for c in bom["components"] if c["name"] == "cpython"]
+    assert [c["purl"] for c in python] == ["pkg:generic/cpython@3.12.7"]
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(json.dumps(bom)) is None
+    # Debian's own python3.11 is a package already: not listed twice.
+    debian = sbom_asset.installed_packages(rootfs(tmp_path / "debian"))
+    assert sbom_asset.python_component({"version_info": "3.11.2"}, debian) is None
+
+
 def test_the_script_writes_a_valid_file_and_refuses_an_invalid_one(tmp_path, capsys):
     root = rootfs(tmp_path)
     source, output = tmp_path / "python.json", tmp_path / "sbom.json"
