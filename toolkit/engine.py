@@ -107,6 +107,69 @@ class BuildResult:
     image_id: str
     size_bytes: int
     seconds: float
+    # A reproducible build's image manifest digest (the exported OCI image's), and the epoch it pinned.
+    digest: str | None = None
+    epoch: int | None = None
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How to build, beyond what the plan says: cache, attestations, reproducibility, network."""
+
+    no_cache: bool = False
+    # Attach SLSA provenance (mode=max): needs the containerd image store or a non-docker buildx driver.
+    provenance: bool = False
+    # Reproducible: SOURCE_DATE_EPOCH for the build, exported as OCI with rewrite-timestamp, then loaded.
+    epoch: int | None = None
+    # `host` where the engine's bridge has no NAT (a second engine beside the first).
+    network: str | None = None
+
+    def buildx_args(self) -> tuple[str, ...]:
+        args: list[str] = ["--no-cache"] if self.no_cache else []
+        if self.network:
+            args += ["--network", self.network]
+        if self.provenance:
+            args += ["--attest", "type=provenance,mode=max"]
+        elif self.epoch is not None:
+            # buildx adds a minimal provenance to OCI exports on its own; it holds build times.
+            args.append("--provenance=false")
+        if self.epoch is not None:
+            args += ["--build-arg", f"SOURCE_DATE_EPOCH={self.epoch}"]
+        return tuple(args)
+
+
+# The one-line fix where the docker driver sits on a classic (graph driver) image store.
+CONTAINERD_STORE_HINT = (
+    'turn on the containerd image store: add {"features": {"containerd-snapshotter": true}} to '
+    "/etc/docker/daemon.json and restart dockerd (or use a docker-container buildx builder)"
+)
+
+
+def containerd_store(client: docker.DockerClient) -> bool:
+    """Whether images live in containerd's store (`docker info`: driver-type io.containerd.snapshotter.v1)."""
+    status = client.info().get("DriverStatus") or []
+    return any(len(pair) == 2 and pair[0] == "driver-type" and "containerd" in pair[1] for pair in status)
+
+
+def buildx_driver() -> str | None:
+    """The current buildx builder's driver (docker, docker-container, remote, kubernetes), None if unknown."""
+    try:
+        result = subprocess.run(["docker", "buildx", "inspect"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in result.stdout.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Driver":
+            return value.strip() or None
+    return None
+
+
+def attestation_problem(client: docker.DockerClient, driver: str | None = None) -> str | None:
+    """Why this engine's builder cannot store attestations or export OCI images (with the fix), else None."""
+    driver = driver or buildx_driver()
+    if driver not in (None, "docker") or containerd_store(client):
+        return None
+    return f"the docker driver on a classic image store cannot: {CONTAINERD_STORE_HINT}"
 
 
 def resolve_ca_cert(ca_cert: Path | None) -> Path | None:
@@ -125,13 +188,18 @@ def _buildx(
     ca_cert: Path | None,
     no_cache: bool,
     show_progress: bool,
+    options: tuple[str, ...] = (),
+    output: tuple[str, ...] = ("--load",),
 ) -> tuple[int, str, float, list[str]]:
-    """Run `docker buildx build`: (exit code, image id, seconds, output lines kept for the error message)."""
+    """Run `docker buildx build`: (exit code, image id, seconds, output lines kept for the error message).
+
+    `output` replaces `--load` (a reproducible build exports an OCI archive instead: no image id then).
+    """
     with tempfile.TemporaryDirectory(prefix="imgtool-build-") as scratch:
         iidfile = Path(scratch) / "iid"
         progress = "tty" if show_progress and sys.stderr.isatty() else "plain"
-        extra = ("--load", f"--progress={progress}", "--iidfile", str(iidfile), *(("--no-cache",) if no_cache else ()))
-        command = buildx_argv(tag, context, assets_context, "-", ca_cert, extra)
+        extra = (*output, f"--progress={progress}", "--iidfile", str(iidfile), *(("--no-cache",) if no_cache else ()))
+        command = buildx_argv(tag, context, assets_context, "-", ca_cert, (*extra, *options))
         started = time.monotonic()
         output_lines: list[str] = []
         with subprocess.Popen(
@@ -156,7 +224,7 @@ def _buildx(
                 process.wait()
                 raise
         seconds = time.monotonic() - started
-        image_id = iidfile.read_text().strip() if process.returncode == 0 else ""
+        image_id = iidfile.read_text().strip() if process.returncode == 0 and iidfile.is_file() else ""
     return process.returncode, image_id, seconds, output_lines
 
 
@@ -167,11 +235,67 @@ def build_image(
     ca_cert: Path | None,
     no_cache: bool = False,
     show_progress: bool = True,
+    options: BuildOptions | None = None,
 ) -> BuildResult:
     """Run `docker buildx build`; progress goes to the terminal or is kept for the error message."""
+    options = options or BuildOptions(no_cache=no_cache)
+    if options.epoch is not None:
+        return _build_reproducible(client, plan, dockerfile, ca_cert, show_progress, options)
     returncode, image_id, seconds, output_lines = _buildx(
-        dockerfile, plan.tag, plan.config.context, plan.assets_context, ca_cert, no_cache, show_progress
+        dockerfile,
+        plan.tag,
+        plan.config.context,
+        plan.assets_context,
+        ca_cert,
+        False,
+        show_progress,
+        options.buildx_args(),
     )
+    _raise_for_build(plan, returncode, output_lines)
+    image = client.images.get(image_id)
+    return BuildResult(plan.server.name, plan.tag, image_id, image.attrs["Size"], seconds)
+
+
+def _build_reproducible(
+    client: docker.DockerClient,
+    plan: BuildPlan,
+    dockerfile: str,
+    ca_cert: Path | None,
+    show_progress: bool,
+    options: BuildOptions,
+) -> BuildResult:
+    """Export an OCI archive with rewrite-timestamp (the docker exporter cannot: it unpacks), then load it.
+
+    The digest reported is the exported image manifest's; on a containerd store the loaded image keeps it.
+    """
+    from toolkit.reproducible import oci_digests, oci_output
+
+    with tempfile.TemporaryDirectory(prefix="imgtool-oci-") as scratch:
+        archive = Path(scratch) / "image.tar"
+        returncode, _, seconds, output_lines = _buildx(
+            dockerfile,
+            plan.tag,
+            plan.config.context,
+            plan.assets_context,
+            ca_cert,
+            False,
+            show_progress,
+            options.buildx_args(),
+            output=("--output", oci_output(archive, plan.tag)),
+        )
+        _raise_for_build(plan, returncode, output_lines)
+        digests = oci_digests(archive)
+        started = time.monotonic()
+        with archive.open("rb") as stream:
+            client.images.load(stream)
+        seconds += time.monotonic() - started
+    image = client.images.get(plan.tag)
+    return BuildResult(
+        plan.server.name, plan.tag, image.id, image.attrs["Size"], seconds, digest=digests.image, epoch=options.epoch
+    )
+
+
+def _raise_for_build(plan: BuildPlan, returncode: int, output_lines: list[str]) -> None:
     if returncode != 0:
         import_error = _import_check_error(output_lines)
         if import_error:
@@ -180,8 +304,6 @@ def build_image(
                 "fix the app or add the missing dependency"
             )
         raise BuildFailed(f"building {plan.tag} failed: {_build_error(output_lines)}")
-    image = client.images.get(image_id)
-    return BuildResult(plan.server.name, plan.tag, image_id, image.attrs["Size"], seconds)
 
 
 def build_server_base(

@@ -19,6 +19,8 @@ ASSETS_DIR = "/opt/imgtool"
 # dependency layer, and a code change rebuilds only this and the app.
 PROJECT_DIR = "/opt/project"
 USER_UID = 10001
+# The image's CycloneDX SBOM (its Python and Debian packages), made in a builder stage: images/fragments/sbom.j2.
+SBOM_PATH = f"{ASSETS_DIR}/sbom.cdx.json"
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class BuildPlan:
     venv: str = VENV
     assets_dir: str = ASSETS_DIR
     project_dir: str = PROJECT_DIR
+    sbom_path: str = SBOM_PATH
     uid: int = USER_UID
 
     @property
@@ -110,6 +113,7 @@ def make_plan(
         "imgtool.port": str(config.port),
         "imgtool.health-path": config.health_path,
         "imgtool.routes": config.routes,
+        "imgtool.sbom": SBOM_PATH,
     }
     if base.digest:
         labels["org.opencontainers.image.base.digest"] = base.digest

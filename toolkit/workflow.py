@@ -59,6 +59,8 @@ ACTIONS = {
         Action("docker/login-action", "4907a6ddec9925e35a0a9e82d7399ccc52663121", "v4.1.0"),
         Action("docker/metadata-action", "dc802804100637a589fabce1cb79ff13a1411302", "v6.2.0"),
         Action("docker/build-push-action", "53b7df96c91f9c12dcc8a07bcb9ccacbed38856a", "v7.3.0"),
+        # Checked against sigstore/cosign-installer itself: `git rev-parse v4.1.2^{commit}` (installs cosign v3).
+        Action("sigstore/cosign-installer", "6f9f17788090df1f26f669e9d70d6ae9567deba6", "v4.1.2"),
     )
 }
 

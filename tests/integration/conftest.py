@@ -178,14 +178,20 @@ def running(client, tag: str, **options):
 
 
 @contextlib.contextmanager
-def second_engine(root: Path):
+def second_engine(root: Path, containerd_snapshotter: bool = False):
     """A second Docker engine beside the first: its own dockerd, socket, data-root, exec-root and bridge.
 
     Stands for a remote builder or another machine with an empty cache. Its bridge has no NAT
     (`--iptables=false`), so builds there that download packages need `--network host`. Everything
     is removed afterwards, also on failure. Yields the engine's DOCKER_HOST.
+
+    It reads only its own daemon.json (never the first engine's); `containerd_snapshotter=True` turns
+    on the containerd image store there, which the shared first engine does not have: attestations,
+    the OCI exporter and `rewrite-timestamp` need it.
     """
     root.mkdir(parents=True, exist_ok=True)
+    config = root / "daemon.json"
+    config.write_text(json.dumps({"features": {"containerd-snapshotter": True}} if containerd_snapshotter else {}))
     suffix = secrets.token_hex(3)
     bridge = f"imgt{suffix}"
     # A /24 of its own; `--bridge none` would delete the first engine's docker0 (ENVIRONMENT.md).
@@ -202,6 +208,7 @@ def second_engine(root: Path):
         process = subprocess.Popen(
             [
                 "dockerd",
+                "--config-file", str(config),
                 "--data-root", str(data_root),
                 "--exec-root", str(exec_root),
                 "--pidfile", str(pidfile),
@@ -217,6 +224,7 @@ def second_engine(root: Path):
         deadline = time.monotonic() + 60
         while True:
             try:
+                # The client asks for the API version as it is made: make it only once the socket answers.
                 docker.DockerClient(base_url=host, timeout=120).close()
                 break
             except docker.errors.DockerException:

@@ -35,18 +35,6 @@ FLOATS = ("-1", "0", "nan", "inf", "abc", "")
 CHOICE = ("no-such-choice", "")
 
 
-@dataclass(frozen=True)
-class Case:
-    command: tuple[str, ...]
-    option: str
-    value: str
-
-    @property
-    def id(self) -> str:
-        shown = self.value if len(self.value) < 20 else f"{self.value[:8]}...({len(self.value)})"
-        return f"{' '.join(self.command)} {self.option}={shown!r}"
-
-
 def _commands(command, path=()):
     if hasattr(command, "commands"):
         for name, sub in command.commands.items():
@@ -59,7 +47,6 @@ def _path_values(option) -> tuple[str, ...]:
     """Bad values for a path option, by what it takes: an existing directory, an existing file, or an output file."""
     parser = option.type_descriptor.parameter_info.parser
     role = getattr(parser, "role", None)
-    assert role in ("dir", "file", "output"), f"{option.opts[0]}: use a toolkit.options PathParser"
     special = ("/proc", "/dev/null", "", " ", "/nonexistent-imgtool/x")
     if role == "dir":
         return (*special, "{file}")
@@ -85,13 +72,41 @@ def _values(option) -> tuple[str, ...]:
     return STRINGS
 
 
+# A well-formed value for each positional argument, so the option under test is what fails.
+ARGUMENT_FILLERS = {"image": "localhost:5000/imgtool-sweep:latest"}
+
+
+@dataclass(frozen=True)
+class Case:
+    command: tuple[str, ...]
+    option: str
+    value: str
+    arguments: tuple[str, ...] = ()
+
+    @property
+    def argv(self) -> list[str]:
+        if self.option.startswith("--"):
+            return [*self.command, *self.arguments, self.option, self.value]
+        # A positional argument under test takes the place of its filler.
+        return [*self.command, self.value]
+
+    @property
+    def id(self) -> str:
+        shown = self.value if len(self.value) < 20 else f"{self.value[:8]}...({len(self.value)})"
+        return f"{' '.join(self.command)} {self.option}={shown!r}"
+
+
 def cases() -> list[Case]:
     found = []
     for path, command in _commands(typer.main.get_command(cli.app)):
+        arguments = [param for param in command.params if not param.opts[0].startswith("-")]
+        fillers = tuple(ARGUMENT_FILLERS[param.name] for param in arguments)
+        for argument in arguments:
+            found += [Case(path, argument.name.upper(), value) for value in _values(argument)]
         for option in command.params:
-            if option.is_flag or not option.opts[0].startswith("--") or option.opts[0] == "--help":
+            if option in arguments or option.is_flag or option.opts[0] == "--help":
                 continue
-            found += [Case(path, option.opts[0], value) for value in _values(option)]
+            found += [Case(path, option.opts[0], value, fillers) for value in _values(option)]
     return found
 
 
@@ -129,7 +144,7 @@ def test_a_bad_value_is_one_line_exit_2_naming_the_option(case, tmp_path, monkey
     monkeypatch.setenv("COLUMNS", "400")
     value = _materialise(case.value, tmp_path)
     before, temp_before = _snapshot(tmp_path), _tempdirs()
-    monkeypatch.setattr(sys, "argv", ["imgtool", *case.command, case.option, value])
+    monkeypatch.setattr(sys, "argv", ["imgtool", *Case(case.command, case.option, value, case.arguments).argv])
     try:
         with pytest.raises(SystemExit) as exited:
             cli.main()
@@ -143,6 +158,19 @@ def test_a_bad_value_is_one_line_exit_2_naming_the_option(case, tmp_path, monkey
     assert case.option in errors[0], f"the error does not name {case.option}: {errors[0]}"
     assert _snapshot(tmp_path) == before, "files were left behind"
     assert _tempdirs() <= temp_before, "temporary directories were left behind"
+
+
+def test_every_path_option_says_what_it_takes():
+    """The sweep picks bad paths by role: a path option without a toolkit.options PathParser has none."""
+    missing = [
+        f"{' '.join(path)} {option.opts[0]}"
+        for path, command in _commands(typer.main.get_command(cli.app))
+        for option in command.params
+        if not isinstance(option.type_descriptor.annotation, str)
+        and option.type_descriptor.annotation in (Path, Path | None, list[Path])
+        and getattr(option.type_descriptor.parameter_info.parser, "role", None) is None
+    ]
+    assert missing == []
 
 
 def test_the_sweep_covers_every_command_and_option():

@@ -146,12 +146,17 @@ def test_least_privilege_and_no_untrusted_checkout(workflow_file):
         pushes = any("docker/login-action@" in step.get("uses", "") for step in steps)
         if permissions.get("packages") == "write":
             assert pushes, f"job {name} may write packages but never logs in to a registry"
-        # OIDC and attestations: only the release's publish job, only on a version tag, in its environment.
+        # OIDC and attestations: the release's publish job, only on a version tag, in its environment; and
+        # an images job that signs what it pushes keylessly (its OIDC token buys the signing certificate).
         oidc = {key: level for key, level in permissions.items() if key in ("id-token", "attestations")}
-        if oidc:
+        if oidc and "attestations" in oidc:
             assert (workflow_file.name, name, job.get("environment")) == ("release.yml", "publish", "pypi")
             assert oidc == {"id-token": "write", "attestations": "write"}
             assert triggers(data) == {"push": {"tags": ["v*"]}}
+        elif oidc:
+            assert oidc == {"id-token": "write"} and permissions.get("packages") == "write", name
+            signs = [step for step in steps if "cosign sign" in step.get("run", "")]
+            assert signs and all(step.get("if") == "github.event_name != 'pull_request'" for step in signs), name
         others = {key: level for key, level in permissions.items() if key not in ("packages", *oidc)}
         assert all(level in ("read", "none") for level in others.values()), name
         for step in steps:
@@ -169,7 +174,7 @@ def test_images_workflow_builds_once_tests_each_platform_and_pushes_that_build(w
     job = data["jobs"]["image"]
     assert set(job["strategy"]["matrix"]["server"]) == set(SERVERS)
     assert set(job["strategy"]["matrix"]["python"]) == set(workflow.PYTHONS)
-    assert job["permissions"] == {"contents": "read", "packages": "write"}
+    assert job["permissions"] == {"contents": "read", "packages": "write", "id-token": "write"}
     assert data["env"]["PLATFORMS"] == ",".join(workflow.PLATFORMS) == "linux/amd64,linux/arm64"
     assert triggers(data)["schedule"], "no scheduled rebuild"
     steps = job["steps"]
@@ -235,6 +240,21 @@ def test_release_publishes_the_checked_files_by_trusted_publishing_with_attestat
     upload = publish["steps"][-1]["run"]
     assert "python -m pypi_attestations sign dist/*.whl dist/*.tar.gz" in upload
     assert upload.rstrip().endswith("python -m twine upload --attestations dist/*")
+
+
+@pytest.mark.parametrize("which", ["project", "generated"])
+def test_images_workflow_signs_the_pushed_digest_keylessly(which, user_workflow):
+    steps = load(WORKFLOWS_DIR / "images.yml" if which == "project" else user_workflow)["jobs"]["image"]["steps"]
+    names = [step.get("id") for step in steps]
+    push = steps[names.index("push")]
+    assert "docker/build-push-action@" in push["uses"]
+    installer = next(i for i, step in enumerate(steps) if "sigstore/cosign-installer@" in step.get("uses", ""))
+    sign = steps[installer + 1]
+    assert installer > names.index("push")
+    # No key: Sigstore's keyless flow with the job's OIDC token; only where something was pushed.
+    assert "cosign sign --yes" in sign["run"] and "--key" not in sign["run"]
+    assert sign["env"]["DIGEST"] == "${{ steps.push.outputs.digest }}" and "@$DIGEST" in sign["run"]
+    assert sign["if"] == steps[installer]["if"] == push["with"]["push"].strip("${} ")
 
 
 def test_project_images_workflow_is_what_imgtool_workflow_writes():
