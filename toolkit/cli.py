@@ -98,8 +98,11 @@ def servers(as_json: JsonOpt = False) -> None:
     out.print(table)
 
 
-def _plans(server_names, all_servers, app_ref, context, base, python, tag=None, frozen=False):
-    """Config, Docker client and one BuildPlan per selected server (on imgtool.lock's bases when it has them)."""
+def _plans(server_names, all_servers, app_ref, context, base, python, tag=None, frozen=False, builder=None):
+    """Config, Docker client and one BuildPlan per selected server (on imgtool.lock's bases when it has them).
+
+    The helper files carry uv for the architecture of the engine that builds: `--builder`'s, else the engine's.
+    """
     from toolkit import assets as helper_files
     from toolkit import engine
     from toolkit.base import resolve_bases
@@ -111,7 +114,8 @@ def _plans(server_names, all_servers, app_ref, context, base, python, tag=None, 
     specs = select_servers(server_names, all_servers, config.servers)
     client = engine.connect()
     bases = resolve_bases(client, config, [spec.name for spec in specs], base, frozen, _notice)
-    assets = helper_files.ensure((engine.daemon_arch(client),))
+    arch = engine.builder_arch(builder) if builder else engine.daemon_arch(client)
+    assets = helper_files.ensure((arch,))
     plans = [make_plan(config, spec, bases[spec.name], assets, tag, several=len(specs) > 1) for spec in specs]
     # Said once everything is decided, so an error stays the only line.
     if config.origins["app"].startswith("detected"):
@@ -144,7 +148,14 @@ def render(
         err.print(f"wrote {output}")
 
 
-@app.command(epilog="Examples: imgtool build --server granian · imgtool build --all --json")
+@app.command(
+    help="Build a multi-stage image of the app for each server (default: the bundled app on granian).\n\n"
+    "On the current Docker context's engine (DOCKER_HOST, DOCKER_CONTEXT, `docker context use`) or any buildx "
+    "builder (--builder); --push and a registry cache (--cache-to/--cache-from) take the image and the cache "
+    "to other machines.",
+    epilog="Examples: imgtool build --server granian · imgtool build --all --json · "
+    "imgtool build --push --tag localhost:5000/myapp:{server} --cache-to localhost:5000/myapp-cache:{server}",
+)
 def build(
     server: ServerOpt = None,
     all_servers: AllOpt = False,
@@ -163,10 +174,36 @@ def build(
     frozen: Annotated[
         bool, typer.Option("--frozen", help="Build only on the bases in imgtool.lock; fail if it is missing or stale.")
     ] = False,
+    builder: Annotated[
+        str | None,
+        typer.Option(
+            "--builder", help="Any buildx builder (`docker buildx ls`); default: the current Docker context's engine."
+        ),
+    ] = None,
+    push: Annotated[
+        bool, typer.Option("--push", help="Push to the registry the tag names (instead of loading into the engine).")
+    ] = False,
+    cache_to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cache-to",
+            help="Export the build cache (repeatable): buildx syntax, or a registry ref for "
+            "type=registry,mode=max; {server} is replaced.",
+        ),
+    ] = None,
+    cache_from: Annotated[
+        list[str] | None,
+        typer.Option("--cache-from", help="Import a build cache (repeatable): buildx syntax or a registry ref."),
+    ] = None,
+    network: Annotated[
+        str | None,
+        typer.Option("--network", help="Network of the build's RUN steps: default, host or none."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build a multi-stage image of the app for each server (default: the bundled app on granian)."""
     from toolkit import engine
+    from toolkit.plan import BuildOptions, check_build_options
     from toolkit.render import render_dockerfile
 
     ca = engine.resolve_ca_cert(ca_cert)
@@ -174,31 +211,40 @@ def build(
         from toolkit.config import validate_tag
 
         validate_tag(tag.replace("{server}", "server"))
+    options = BuildOptions(
+        builder=builder,
+        push=push,
+        cache_to=tuple(cache_to or ()),
+        cache_from=tuple(cache_from or ()),
+        network=network,
+        no_cache=no_cache,
+    )
+    check_build_options(options, [], several=False)
     engine.require_buildx()
-    client, plans = _plans(server, all_servers, app_ref, context, base, python, tag, frozen)
+    client, plans = _plans(server, all_servers, app_ref, context, base, python, tag, frozen, builder)
+    check_build_options(options, [plan.tag for plan in plans], several=len(plans) > 1)
     results = []
     for plan in plans:
         if plan.server.deprecation:
             _notice(plan.server.deprecation)
         if not as_json:
-            err.print(f"[bold]building[/] {plan.tag} on {plan.base.ref}", highlight=False)
+            where = f" with builder {builder}" if builder else ""
+            err.print(f"[bold]building[/] {plan.tag} on {plan.base.ref}{where}", highlight=False)
         dockerfile = render_dockerfile(plan, "-", ca)
-        result = engine.build_image(client, plan, dockerfile, ca, no_cache, show_progress=not as_json)
+        result = engine.build_image(client, plan, dockerfile, ca, options, show_progress=not as_json)
         results.append(result)
     if as_json:
         _print_json([asdict(result) for result in results])
         return
     table = Table(title="imgtool build")
-    for column in ("server", "tag", "image id", "size", "time"):
-        table.add_column(column)
+    columns = ["server", "tag", "image id", "size", "time"] + (["pushed digest"] if push else [])
+    for column in columns:
+        table.add_column(column, overflow="fold")
     for result in results:
-        table.add_row(
-            result.server,
-            result.tag,
-            result.image_id.removeprefix("sha256:")[:12],
-            f"{result.size_bytes / 1e6:.0f} MB",
-            f"{result.seconds:.1f} s",
-        )
+        elsewhere = f"- (in {builder or 'the registry'})"
+        size = f"{result.size_bytes / 1e6:.0f} MB" if result.size_bytes is not None else elsewhere
+        row = [result.server, result.tag, result.image_id.removeprefix("sha256:")[:12], size, f"{result.seconds:.1f} s"]
+        table.add_row(*row, *([result.digest or "-"] if push else []))
     out.print(table)
 
 
@@ -435,7 +481,8 @@ def base_build(
     for column in ("server", "image", "size", "time"):
         table.add_column(column)
     for result in results:
-        table.add_row(result.server, result.tag, f"{result.size_bytes / 1e6:.0f} MB", f"{result.seconds:.1f} s")
+        size = f"{result.size_bytes / 1e6:.0f} MB" if result.size_bytes is not None else "-"
+        table.add_row(result.server, result.tag, size, f"{result.seconds:.1f} s")
     out.print(table)
 
 

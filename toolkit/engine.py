@@ -6,6 +6,7 @@ that decides what to build lives in plan.py and render.py.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import docker.errors
 
 from toolkit.assets import docker_arch
 from toolkit.errors import BuildFailed, EnvironmentProblem, UsageError
-from toolkit.plan import BuildPlan, ServerBasePlan, buildx_argv
+from toolkit.plan import BuildOptions, BuildPlan, ServerBasePlan, buildx_argv
 
 LABEL = "imgtool"
 # Named build contexts and Dockerfile heredocs in the engine's built-in BuildKit; `docker save` as OCI.
@@ -33,13 +34,78 @@ PROVISION_HINT = (
 )
 
 
-def connect() -> docker.DockerClient:
+@dataclass(frozen=True)
+class Endpoint:
+    """The engine the docker CLI talks to, as `docker context inspect` resolves it."""
+
+    context: str
+    host: str
+    tls_dir: str | None = None
+    skip_tls_verify: bool = False
+
+
+def endpoint_from_inspect(data: dict) -> Endpoint | None:
+    """The docker endpoint of one `docker context inspect` entry (None without a docker endpoint)."""
+    docker_endpoint = (data.get("Endpoints") or {}).get("docker") or {}
+    host = docker_endpoint.get("Host")
+    if not host:
+        return None
+    tls_path = (data.get("Storage") or {}).get("TLSPath")
+    tls_dir = str(Path(tls_path) / "docker") if tls_path and (Path(tls_path) / "docker").is_dir() else None
+    return Endpoint(
+        context=str(data.get("Name") or "default"),
+        host=host,
+        tls_dir=tls_dir,
+        skip_tls_verify=bool(docker_endpoint.get("SkipTLSVerify")),
+    )
+
+
+def current_endpoint() -> Endpoint | None:
+    """What the docker CLI would use: DOCKER_HOST, else DOCKER_CONTEXT, else the current context.
+
+    Asking the CLI (`docker context inspect` with no name resolves exactly that) keeps the SDK and the
+    buildx builds on one engine. None where the CLI cannot say; the SDK then reads the environment.
+    """
     try:
-        client = docker.from_env(timeout=120)
+        result = subprocess.run(
+            ["docker", "context", "inspect", "--format", "{{json .}}"], capture_output=True, text=True, timeout=30
+        )
+        return endpoint_from_inspect(json.loads(result.stdout)) if result.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError, AttributeError):
+        return None
+
+
+def client_kwargs(endpoint: Endpoint) -> dict:
+    """DockerClient arguments for an endpoint: its host, its context's TLS files, ssh through the ssh binary."""
+    kwargs: dict = {"base_url": endpoint.host}
+    if endpoint.host.startswith("ssh://"):
+        kwargs["use_ssh_client"] = True
+    if endpoint.tls_dir:
+        import docker.tls
+
+        tls_dir = Path(endpoint.tls_dir)
+        cert, key, ca = tls_dir / "cert.pem", tls_dir / "key.pem", tls_dir / "ca.pem"
+        kwargs["tls"] = docker.tls.TLSConfig(
+            client_cert=(str(cert), str(key)) if cert.is_file() and key.is_file() else None,
+            ca_cert=str(ca) if ca.is_file() else None,
+            verify=not endpoint.skip_tls_verify and ca.is_file(),
+        )
+    return kwargs
+
+
+def connect() -> docker.DockerClient:
+    """A client for the engine the docker CLI would use (DOCKER_HOST, DOCKER_CONTEXT, `docker context use`)."""
+    endpoint = current_endpoint()
+    where = f"{endpoint.host} (context {endpoint.context})" if endpoint else "from the environment"
+    try:
+        if endpoint is None:
+            client = docker.from_env(timeout=120)
+        else:
+            client = docker.DockerClient(timeout=120, **client_kwargs(endpoint))
         client.ping()
     except docker.errors.DockerException as exc:
         reason = str(exc).split("(")[0].strip() or type(exc).__name__
-        raise EnvironmentProblem(f"Docker engine unreachable ({reason}): {PROVISION_HINT}") from None
+        raise EnvironmentProblem(f"Docker engine {where} unreachable ({reason}): {PROVISION_HINT}") from None
     require_modern_engine(client)
     return client
 
@@ -83,6 +149,32 @@ def daemon_arch(client: docker.DockerClient) -> str:
     return docker_arch(client.info().get("Architecture", "x86_64"))
 
 
+def builder_platforms(text: str) -> list[str]:
+    """The platforms in `docker buildx inspect` output, the builder's native one first."""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Platforms" and value.strip():
+            return [item.strip().rstrip("*") for item in value.split(",") if item.strip()]
+    return []
+
+
+def builder_arch(builder: str) -> str:
+    """The native architecture of a buildx builder: the uv its builds need. An unknown builder is an error."""
+    try:
+        result = subprocess.run(["docker", "buildx", "inspect", builder], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise EnvironmentProblem(f"`docker buildx inspect {builder}` did not answer ({exc}): check buildx") from None
+    if result.returncode != 0:
+        reason = (result.stderr.strip().splitlines() or ["no output"])[-1].removeprefix("ERROR: ")
+        raise UsageError(f"--builder {builder}: {reason}; list the builders with `docker buildx ls`")
+    platforms = builder_platforms(result.stdout)
+    if not platforms:
+        raise EnvironmentProblem(
+            f"builder {builder} reports no platform (is it running?): `docker buildx inspect --bootstrap {builder}`"
+        )
+    return docker_arch(platforms[0])
+
+
 def require_modern_engine(client: docker.DockerClient) -> str:
     """The engine's version, or an error naming the upgrade when it is older than imgtool supports."""
     version = str(client.version().get("Version", "0"))
@@ -105,8 +197,12 @@ class BuildResult:
     server: str
     tag: str
     image_id: str
-    size_bytes: int
+    # None when the image is not in the engine imgtool talks to (pushed only, or loaded by another builder).
+    size_bytes: int | None
     seconds: float
+    # The registry's manifest digest of a pushed image (`--push`).
+    digest: str | None = None
+    builder: str | None = None
 
 
 def resolve_ca_cert(ca_cert: Path | None) -> Path | None:
@@ -117,20 +213,29 @@ def resolve_ca_cert(ca_cert: Path | None) -> Path | None:
     return ca_cert.resolve()
 
 
+@dataclass(frozen=True)
+class _Built:
+    returncode: int
+    image_id: str
+    digest: str | None
+    seconds: float
+    output: list[str]
+
+
 def _buildx(
     dockerfile: str,
     tag: str,
     context: Path,
     assets_context: Path,
     ca_cert: Path | None,
-    no_cache: bool,
+    flags: tuple[str, ...],
     show_progress: bool,
-) -> tuple[int, str, float, list[str]]:
-    """Run `docker buildx build`: (exit code, image id, seconds, output lines kept for the error message)."""
+) -> _Built:
+    """Run `docker buildx build` with the Dockerfile on stdin; the image id, pushed digest and output lines."""
     with tempfile.TemporaryDirectory(prefix="imgtool-build-") as scratch:
-        iidfile = Path(scratch) / "iid"
+        iidfile, metadata = Path(scratch) / "iid", Path(scratch) / "metadata.json"
         progress = "tty" if show_progress and sys.stderr.isatty() else "plain"
-        extra = ("--load", f"--progress={progress}", "--iidfile", str(iidfile), *(("--no-cache",) if no_cache else ()))
+        extra = (*flags, f"--progress={progress}", "--iidfile", str(iidfile), "--metadata-file", str(metadata))
         command = buildx_argv(tag, context, assets_context, "-", ca_cert, extra)
         started = time.monotonic()
         output_lines: list[str] = []
@@ -156,8 +261,39 @@ def _buildx(
                 process.wait()
                 raise
         seconds = time.monotonic() - started
-        image_id = iidfile.read_text().strip() if process.returncode == 0 else ""
-    return process.returncode, image_id, seconds, output_lines
+        ok = process.returncode == 0
+        image_id = iidfile.read_text().strip() if ok and iidfile.is_file() else ""
+        digest = pushed_digest(metadata.read_text()) if ok and metadata.is_file() else None
+    return _Built(process.returncode, image_id, digest, seconds, output_lines)
+
+
+def pushed_digest(metadata: str) -> str | None:
+    """The manifest (or index) digest buildx's metadata file records for a pushed image."""
+    try:
+        data = json.loads(metadata)
+    except ValueError:
+        return None
+    digest = data.get("containerimage.digest") if isinstance(data, dict) else None
+    return digest if isinstance(digest, str) and digest.startswith("sha256:") else None
+
+
+def _local_size(client: docker.DockerClient, image_id: str, tag: str) -> int | None:
+    """The image's size in the engine imgtool talks to, or None where the build left it elsewhere."""
+    for ref in (image_id, tag):
+        if not ref:
+            continue
+        try:
+            return int(client.images.get(ref).attrs["Size"])
+        except docker.errors.ImageNotFound:
+            continue
+    return None
+
+
+def _result(client: docker.DockerClient, server: str, tag: str, built: _Built, options: BuildOptions) -> BuildResult:
+    size = _local_size(client, built.image_id, tag)
+    if size is None and not (options.push or options.builder):
+        raise BuildFailed(f"buildx built {tag} but the engine has no image {built.image_id or tag}: build again")
+    return BuildResult(server, tag, built.image_id, size, built.seconds, built.digest, options.builder)
 
 
 def build_image(
@@ -165,23 +301,35 @@ def build_image(
     plan: BuildPlan,
     dockerfile: str,
     ca_cert: Path | None,
-    no_cache: bool = False,
+    options: BuildOptions | None = None,
     show_progress: bool = True,
 ) -> BuildResult:
     """Run `docker buildx build`; progress goes to the terminal or is kept for the error message."""
-    returncode, image_id, seconds, output_lines = _buildx(
-        dockerfile, plan.tag, plan.config.context, plan.assets_context, ca_cert, no_cache, show_progress
+    options = options or BuildOptions()
+    built = _buildx(
+        dockerfile,
+        plan.tag,
+        plan.config.context,
+        plan.assets_context,
+        ca_cert,
+        options.flags(plan.server.name),
+        show_progress,
     )
-    if returncode != 0:
-        import_error = _import_check_error(output_lines)
+    if built.returncode != 0:
+        import_error = _import_check_error(built.output)
         if import_error:
             raise UsageError(
                 f"{plan.config.app} cannot be imported in the image ({import_error}): "
                 "fix the app or add the missing dependency"
             )
-        raise BuildFailed(f"building {plan.tag} failed: {_build_error(output_lines)}")
-    image = client.images.get(image_id)
-    return BuildResult(plan.server.name, plan.tag, image_id, image.attrs["Size"], seconds)
+        if any("Cache export is not supported" in line for line in built.output):
+            raise EnvironmentProblem(
+                "this builder cannot export a registry cache (the docker driver on the classic image store): "
+                'turn on the containerd image store (`{"features": {"containerd-snapshotter": true}}` in '
+                "daemon.json, then restart dockerd) or pass --builder with a docker-container builder"
+            )
+        raise BuildFailed(f"building {plan.tag} failed: {_build_error(built.output)}")
+    return _result(client, plan.server.name, plan.tag, built, options)
 
 
 def build_server_base(
@@ -193,14 +341,13 @@ def build_server_base(
     show_progress: bool = True,
 ) -> BuildResult:
     """Build a per-server base (`imgtool base build`); it needs no files, so the context is empty."""
+    options = BuildOptions(no_cache=no_cache)
     with tempfile.TemporaryDirectory(prefix="imgtool-base-context-") as context:
-        returncode, image_id, seconds, output_lines = _buildx(
-            dockerfile, plan.tag, Path(context), plan.assets_context, ca_cert, no_cache, show_progress
-        )
-    if returncode != 0:
-        raise BuildFailed(f"building {plan.tag} failed: {_build_error(output_lines)}")
-    image = client.images.get(image_id)
-    return BuildResult(plan.server.name, plan.tag, image_id, image.attrs["Size"], seconds)
+        flags = options.flags(plan.server.name)
+        built = _buildx(dockerfile, plan.tag, Path(context), plan.assets_context, ca_cert, flags, show_progress)
+    if built.returncode != 0:
+        raise BuildFailed(f"building {plan.tag} failed: {_build_error(built.output)}")
+    return _result(client, plan.server.name, plan.tag, built, options)
 
 
 def _import_check_error(lines: list[str]) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,6 +189,72 @@ def make_server_base_plan(
         packages=server.packages,
         labels=labels,
     )
+
+
+# Where and how buildx builds: `imgtool build --builder/--push/--cache-to/--cache-from/--network`.
+_REGISTRY_HOST = re.compile(r"^(?:localhost|[^/]*[.:][^/]*)/")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """The buildx flags that decide where a build runs and where its image and cache go.
+
+    `builder` is any buildx builder (`docker buildx ls`: a docker context's engine, a docker-container,
+    remote or kubernetes builder). Without `push` the image is loaded into an engine (`--load`); with it,
+    it goes to the registry its tag names. Cache specs are buildx's (`type=registry,ref=R,mode=max`); a
+    bare reference means a registry cache with every stage in it (mode=max), and `{server}` in either is
+    replaced by the server's name so several servers never overwrite one cache.
+    """
+
+    builder: str | None = None
+    push: bool = False
+    cache_to: tuple[str, ...] = ()
+    cache_from: tuple[str, ...] = ()
+    network: str | None = None
+    no_cache: bool = False
+
+    def flags(self, server: str) -> tuple[str, ...]:
+        argv: list[str] = []
+        if self.builder:
+            argv += ["--builder", self.builder]
+        argv.append("--push" if self.push else "--load")
+        for spec in self.cache_from:
+            argv += ["--cache-from", cache_spec(spec, server, export=False)]
+        for spec in self.cache_to:
+            argv += ["--cache-to", cache_spec(spec, server, export=True)]
+        if self.network:
+            argv += ["--network", self.network]
+        if self.no_cache:
+            argv.append("--no-cache")
+        return tuple(argv)
+
+
+def cache_spec(spec: str, server: str, export: bool) -> str:
+    """A buildx cache spec with `{server}` filled in; a bare reference becomes a registry cache."""
+    spec = spec.replace("{server}", server)
+    if "=" in spec:
+        return spec
+    return f"type=registry,ref={spec}" + (",mode=max" if export else "")
+
+
+def check_build_options(options: BuildOptions, tags: list[str], several: bool) -> None:
+    """Refuse, before anything is built, what buildx would fail on later (or silently get wrong)."""
+    if options.push:
+        local = [tag for tag in tags if not _REGISTRY_HOST.match(tag)]
+        if local:
+            raise UsageError(
+                f"--push needs a tag naming a registry, not {local[0]!r}: e.g. --tag localhost:5000/myapp:{{server}}"
+            )
+    if several:
+        for flag, specs in (("--cache-to", options.cache_to), ("--cache-from", options.cache_from)):
+            for spec in specs:
+                if "{server}" not in spec:
+                    raise UsageError(
+                        f"{flag} {spec!r} would share one cache between servers: put {{server}} in it, "
+                        "e.g. localhost:5000/myapp-cache:{server}"
+                    )
+    if options.network not in (None, "default", "host", "none"):
+        raise UsageError(f"--network {options.network!r}: choose default, host or none")
 
 
 def buildx_argv(
