@@ -101,10 +101,12 @@ def servers(as_json: JsonOpt = False) -> None:
 def _plans(server_names, all_servers, app_ref, context, base, python, tag=None, frozen=False, builder=None):
     """Config, Docker client and one BuildPlan per selected server (on imgtool.lock's bases when it has them).
 
-    The helper files carry uv for the architecture of the engine that builds: `--builder`'s, else the engine's.
+    `builder` (engine.Builder): the helper files carry uv for its native architecture, and a docker-driver
+    builder's own engine is the one the client talks to; else the current context's engine.
     """
     from toolkit import assets as helper_files
     from toolkit import engine
+    from toolkit.assets import docker_arch
     from toolkit.base import resolve_bases
     from toolkit.config import load_config
     from toolkit.plan import make_plan
@@ -112,9 +114,9 @@ def _plans(server_names, all_servers, app_ref, context, base, python, tag=None, 
 
     config = load_config(context=context, app=app_ref, python=python, base=base)
     specs = select_servers(server_names, all_servers, config.servers)
-    client = engine.connect()
+    client = engine.connect(builder.docker_context(engine.current_context()) if builder else None)
     bases = resolve_bases(client, config, [spec.name for spec in specs], base, frozen, _notice)
-    arch = engine.builder_arch(builder) if builder else engine.daemon_arch(client)
+    arch = docker_arch(builder.platforms[0]) if builder else engine.daemon_arch(client)
     assets = helper_files.ensure((arch,))
     plans = [make_plan(config, spec, bases[spec.name], assets, tag, several=len(specs) > 1) for spec in specs]
     # Said once everything is decided, so an error stays the only line.
@@ -211,6 +213,8 @@ def build(
         from toolkit.config import validate_tag
 
         validate_tag(tag.replace("{server}", "server"))
+    engine.require_buildx()
+    chosen = engine.inspect_builder(builder) if builder else None
     options = BuildOptions(
         builder=builder,
         push=push,
@@ -218,10 +222,10 @@ def build(
         cache_from=tuple(cache_from or ()),
         network=network,
         no_cache=no_cache,
+        docker_context=chosen.docker_context(engine.current_context()) if chosen else None,
     )
     check_build_options(options, [], several=False)
-    engine.require_buildx()
-    client, plans = _plans(server, all_servers, app_ref, context, base, python, tag, frozen, builder)
+    client, plans = _plans(server, all_servers, app_ref, context, base, python, tag, frozen, chosen)
     check_build_options(options, [plan.tag for plan in plans], several=len(plans) > 1)
     results = []
     for plan in plans:

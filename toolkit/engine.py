@@ -60,19 +60,30 @@ def endpoint_from_inspect(data: dict) -> Endpoint | None:
     )
 
 
-def current_endpoint() -> Endpoint | None:
-    """What the docker CLI would use: DOCKER_HOST, else DOCKER_CONTEXT, else the current context.
+def current_endpoint(context: str | None = None) -> Endpoint | None:
+    """What the docker CLI would use: DOCKER_HOST, else DOCKER_CONTEXT, else the current context
+    (or the named `context`, as `docker --context NAME` would).
 
     Asking the CLI (`docker context inspect` with no name resolves exactly that) keeps the SDK and the
     buildx builds on one engine. None where the CLI cannot say; the SDK then reads the environment.
     """
+    selector = ["--context", context] if context else []
     try:
         result = subprocess.run(
-            ["docker", "context", "inspect", "--format", "{{json .}}"], capture_output=True, text=True, timeout=30
+            ["docker", *selector, "context", "inspect", "--format", "{{json .}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         return endpoint_from_inspect(json.loads(result.stdout)) if result.returncode == 0 else None
     except (OSError, subprocess.TimeoutExpired, ValueError, AttributeError):
         return None
+
+
+def current_context() -> str | None:
+    """The name of the Docker context the CLI uses now (`default` also when DOCKER_HOST decides)."""
+    endpoint = current_endpoint()
+    return endpoint.context if endpoint else None
 
 
 def client_kwargs(endpoint: Endpoint) -> dict:
@@ -93,9 +104,10 @@ def client_kwargs(endpoint: Endpoint) -> dict:
     return kwargs
 
 
-def connect() -> docker.DockerClient:
-    """A client for the engine the docker CLI would use (DOCKER_HOST, DOCKER_CONTEXT, `docker context use`)."""
-    endpoint = current_endpoint()
+def connect(context: str | None = None) -> docker.DockerClient:
+    """A client for the engine the docker CLI would use (DOCKER_HOST, DOCKER_CONTEXT, `docker context use`),
+    or for the named Docker context's engine."""
+    endpoint = current_endpoint(context)
     where = f"{endpoint.host} (context {endpoint.context})" if endpoint else "from the environment"
     try:
         if endpoint is None:
@@ -149,17 +161,37 @@ def daemon_arch(client: docker.DockerClient) -> str:
     return docker_arch(client.info().get("Architecture", "x86_64"))
 
 
-def builder_platforms(text: str) -> list[str]:
-    """The platforms in `docker buildx inspect` output, the builder's native one first."""
+@dataclass(frozen=True)
+class Builder:
+    """A buildx builder as `docker buildx inspect` describes it."""
+
+    name: str
+    driver: str
+    # The first node's endpoint: a Docker context's name for the docker driver.
+    endpoint: str
+    platforms: tuple[str, ...]
+
+    def docker_context(self, current: str | None) -> str | None:
+        """The context to build from: a docker-driver builder is a context's engine, and buildx uses it only
+        from that context. None where that is the `current` context already, or the driver is another."""
+        if self.driver != "docker" or not self.endpoint or self.endpoint == current:
+            return None
+        return self.endpoint
+
+
+def parse_builder(name: str, text: str) -> Builder:
+    """`docker buildx inspect NAME` output: the driver, the first node's endpoint and platforms (native first)."""
+    fields: dict[str, str] = {}
     for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "Platforms" and value.strip():
-            return [item.strip().rstrip("*") for item in value.split(",") if item.strip()]
-    return []
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in ("Driver", "Endpoint", "Platforms") and key.strip() not in fields:
+            fields[key.strip()] = value.strip()
+    platforms = tuple(item.strip().rstrip("*") for item in fields.get("Platforms", "").split(",") if item.strip())
+    return Builder(name, fields.get("Driver", ""), fields.get("Endpoint", ""), platforms)
 
 
-def builder_arch(builder: str) -> str:
-    """The native architecture of a buildx builder: the uv its builds need. An unknown builder is an error."""
+def inspect_builder(builder: str) -> Builder:
+    """The named buildx builder; an unknown or stopped one is an error naming the fix."""
     try:
         result = subprocess.run(["docker", "buildx", "inspect", builder], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -167,12 +199,12 @@ def builder_arch(builder: str) -> str:
     if result.returncode != 0:
         reason = (result.stderr.strip().splitlines() or ["no output"])[-1].removeprefix("ERROR: ")
         raise UsageError(f"--builder {builder}: {reason}; list the builders with `docker buildx ls`")
-    platforms = builder_platforms(result.stdout)
-    if not platforms:
+    info = parse_builder(builder, result.stdout)
+    if not info.platforms:
         raise EnvironmentProblem(
             f"builder {builder} reports no platform (is it running?): `docker buildx inspect --bootstrap {builder}`"
         )
-    return docker_arch(platforms[0])
+    return info
 
 
 def require_modern_engine(client: docker.DockerClient) -> str:
@@ -230,13 +262,14 @@ def _buildx(
     ca_cert: Path | None,
     flags: tuple[str, ...],
     show_progress: bool,
+    docker_context: str | None = None,
 ) -> _Built:
     """Run `docker buildx build` with the Dockerfile on stdin; the image id, pushed digest and output lines."""
     with tempfile.TemporaryDirectory(prefix="imgtool-build-") as scratch:
         iidfile, metadata = Path(scratch) / "iid", Path(scratch) / "metadata.json"
         progress = "tty" if show_progress and sys.stderr.isatty() else "plain"
         extra = (*flags, f"--progress={progress}", "--iidfile", str(iidfile), "--metadata-file", str(metadata))
-        command = buildx_argv(tag, context, assets_context, "-", ca_cert, extra)
+        command = buildx_argv(tag, context, assets_context, "-", ca_cert, extra, docker_context)
         started = time.monotonic()
         output_lines: list[str] = []
         with subprocess.Popen(
@@ -314,6 +347,7 @@ def build_image(
         ca_cert,
         options.flags(plan.server.name),
         show_progress,
+        options.docker_context,
     )
     if built.returncode != 0:
         import_error = _import_check_error(built.output)

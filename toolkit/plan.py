@@ -212,6 +212,9 @@ class BuildOptions:
     cache_from: tuple[str, ...] = ()
     network: str | None = None
     no_cache: bool = False
+    # `docker --context NAME`: a docker-driver builder builds only from its own context (buildx refuses
+    # another's), so such a --builder runs, and is inspected, on that context's engine.
+    docker_context: str | None = None
 
     def flags(self, server: str) -> tuple[str, ...]:
         argv: list[str] = []
@@ -264,12 +267,14 @@ def buildx_argv(
     dockerfile: str = "-",
     ca_cert: Path | None = None,
     extra: tuple[str, ...] = (),
+    docker_context: str | None = None,
 ) -> list[str]:
     """The `docker buildx build` command that builds a rendered Dockerfile: any builder, any engine.
 
     imgtool's helper files arrive as the named context `imgtool-assets`, the CA bundle as a secret.
     """
-    argv = ["docker", "buildx", "build", "--build-context", f"{CONTEXT_NAME}={assets_context}"]
+    selector = ["--context", docker_context] if docker_context else []
+    argv = ["docker", *selector, "buildx", "build", "--build-context", f"{CONTEXT_NAME}={assets_context}"]
     if ca_cert is not None:
         argv += ["--secret", f"id=ca,src={ca_cert}"]
     return [*argv, *extra, "--tag", tag, "--file", dockerfile, str(context)]

@@ -119,10 +119,28 @@ Labels:
 """
 
 
-def test_the_builders_native_platform_comes_first():
-    assert engine.builder_platforms(BUILDX_INSPECT)[0] == "linux/amd64"
-    assert engine.builder_platforms("Platforms: linux/arm64*, linux/amd64\n")[0] == "linux/arm64"
-    assert engine.builder_platforms("Name: x\n") == []
+def test_a_builder_as_buildx_inspect_describes_it():
+    builder = engine.parse_builder("wt16-c", BUILDX_INSPECT)
+    assert builder == engine.Builder("wt16-c", "docker", "wt16-c", ("linux/amd64", "linux/amd64/v2", "linux/amd64/v3"))
+    assert engine.parse_builder("x", "Driver: docker-container\nPlatforms: linux/arm64*, linux/amd64\n").platforms == (
+        "linux/arm64",
+        "linux/amd64",
+    )
+    assert engine.parse_builder("x", "Name: x\n").platforms == ()
+
+
+def test_a_docker_driver_builder_of_another_context_builds_from_that_context():
+    builder = engine.parse_builder("wt16-c", BUILDX_INSPECT)
+    assert builder.docker_context("default") == "wt16-c"
+    # Its own context already, or no context known: no --context (DOCKER_HOST keeps deciding).
+    assert builder.docker_context("wt16-c") is None
+    container = engine.Builder("ci", "docker-container", "unix:///var/run/docker.sock", ("linux/amd64",))
+    assert container.docker_context("default") is None
+
+
+def test_the_printed_command_selects_the_context_first(tmp_path):
+    argv = buildx_argv("a:b", tmp_path, tmp_path, "-", None, (), docker_context="remote")
+    assert argv[:4] == ["docker", "--context", "remote", "buildx"]
 
 
 def test_the_pushed_digest_comes_from_buildx_metadata():
