@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,6 +26,7 @@ from toolkit.servers import SERVERS
 from toolkit.smoke.checks import Target
 
 BROKEN_PREFIX = "imgtool-test-broken"
+REGISTRY_BINARY = "/usr/bin/docker-registry"
 
 
 @pytest.fixture(scope="session")
@@ -177,20 +180,33 @@ def running(client, tag: str, **options):
         container.remove(force=True)
 
 
+def _unmount_under(*roots: Path) -> None:
+    """Unmount whatever an engine left mounted below these directories (deepest first): netns, overlays."""
+    prefixes = [str(root).rstrip("/") + "/" for root in roots] + [str(root) for root in roots]
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines() if len(line.split()) > 1]
+    for point in sorted({m for m in mounts if any(m == p or m.startswith(p) for p in prefixes)}, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
+
+
 @contextlib.contextmanager
-def second_engine(root: Path):
+def second_engine(root: Path, *, containerd_snapshotter: bool = False):
     """A second Docker engine beside the first: its own dockerd, socket, data-root, exec-root and bridge.
 
     Stands for a remote builder or another machine with an empty cache. Its bridge has no NAT
-    (`--iptables=false`), so builds there that download packages need `--network host`. Everything
-    is removed afterwards, also on failure. Yields the engine's DOCKER_HOST.
+    (`--iptables=false`), so builds there that download packages need `--network host`. It reads its
+    own daemon.json, never the first engine's; `containerd_snapshotter` turns on the containerd image
+    store there (what registry cache export with the docker driver needs). Everything is removed
+    afterwards, also on failure. Yields the engine's DOCKER_HOST.
     """
     suffix = secrets.token_hex(3)
     bridge = f"imgt{suffix}"
     # A /24 of its own; `--bridge none` would delete the first engine's docker0 (ENVIRONMENT.md).
     subnet = f"172.30.{200 + int(suffix, 16) % 50}"
+    root.mkdir(parents=True, exist_ok=True)
     socket_path = root / "docker.sock"
     pidfile = root / "docker.pid"
+    config_file = root / "daemon.json"
+    config_file.write_text(json.dumps({"features": {"containerd-snapshotter": True}} if containerd_snapshotter else {}))
     data_root, exec_root = root / "data", Path(f"/run/imgtool-test-{suffix}")
     log = (root / "dockerd.log").open("w")
     subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
@@ -201,6 +217,7 @@ def second_engine(root: Path):
         process = subprocess.Popen(
             [
                 "dockerd",
+                "--config-file", str(config_file),
                 "--data-root", str(data_root),
                 "--exec-root", str(exec_root),
                 "--pidfile", str(pidfile),
@@ -213,11 +230,11 @@ def second_engine(root: Path):
             stderr=subprocess.STDOUT,
         )  # fmt: skip
         host = f"unix://{socket_path}"
-        client = docker.DockerClient(base_url=host, timeout=120)
         deadline = time.monotonic() + 60
         while True:
             try:
-                client.ping()
+                # Made in the loop: the client asks the API version as it is made, before the socket exists.
+                docker.DockerClient(base_url=host, timeout=120).ping()
                 break
             except docker.errors.DockerException:
                 said = (root / "dockerd.log").read_text()[-2000:]
@@ -235,6 +252,126 @@ def second_engine(root: Path):
                 process.wait()
         log.close()
         subprocess.run(["ip", "link", "delete", bridge], capture_output=True)
-        subprocess.run(["umount", "-R", str(data_root)], capture_output=True)
+        _unmount_under(data_root, exec_root)
         shutil.rmtree(data_root, ignore_errors=True)
         shutil.rmtree(exec_root, ignore_errors=True)
+
+
+# ---- a registry on 127.0.0.1 (session), shared by test_registry, test_remote and test_swarm ----
+
+
+def _fail_or_skip(message: str):
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true: {message}")
+    pytest.skip(message)
+
+
+def _install_registry() -> None:
+    """apt-get install docker-registry, quietly; `apt-get update` only when the first try cannot find it."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "docker-registry"]
+    if subprocess.run(install, capture_output=True, env=env).returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env)
+        result = subprocess.run(install, capture_output=True, text=True, env=env)
+        if result.returncode != 0:
+            _fail_or_skip(f"cannot install docker-registry: {(result.stderr or result.stdout).strip()[-300:]}")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _free_port(preferred: int) -> int:
+    if _port_free(preferred):
+        return preferred
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def registry(docker_client, tmp_path_factory):
+    """A distribution 2.x registry on 127.0.0.1 (5000 unless taken): yields `localhost:<port>`."""
+    if not Path(REGISTRY_BINARY).exists():
+        _install_registry()
+    root = tmp_path_factory.mktemp("registry")
+    storage = root / "storage"
+    storage.mkdir()
+    port = _free_port(5000)
+    config = root / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log:\n  level: error\n  accesslog:\n    disabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    log = (root / "registry.log").open("w")
+    process = subprocess.Popen(
+        [REGISTRY_BINARY, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                _fail_or_skip(f"docker-registry did not start: {(root / 'registry.log').read_text()[-500:]}")
+            time.sleep(0.1)
+        yield f"localhost:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        shutil.rmtree(storage, ignore_errors=True)
+
+
+def registry_digest(registry: str, repository: str, tag: str) -> str:
+    """The digest the registry serves for repository:tag (what `docker pull` would get), via its HTTP API."""
+    accept = ", ".join(
+        (
+            "application/vnd.oci.image.index.v1+json",
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )
+    )
+    response = httpx.head(f"http://{registry}/v2/{repository}/manifests/{tag}", headers={"Accept": accept}, timeout=10)
+    assert response.status_code == 200, f"{registry}/{repository}:{tag}: HTTP {response.status_code}"
+    return response.headers["Docker-Content-Digest"]
+
+
+def docker_config(root: Path, contexts: dict[str, str]) -> dict[str, str]:
+    """A Docker CLI configuration of its own with a context per engine; the environment that selects it.
+
+    The user's ~/.docker stays untouched (no context is created or switched there); the CLI plugins
+    (buildx, compose) are linked in, since DOCKER_CONFIG also moves where the CLI looks for them.
+    """
+    root.mkdir(parents=True)
+    plugins = Path.home() / ".docker" / "cli-plugins"
+    if plugins.is_dir():
+        (root / "cli-plugins").symlink_to(plugins)
+    env = {key: value for key, value in os.environ.items() if key not in ("DOCKER_HOST", "DOCKER_CONTEXT")}
+    env["DOCKER_CONFIG"] = str(root)
+    for name, host in contexts.items():
+        subprocess.run(
+            ["docker", "context", "create", name, "--docker", f"host={host}"], check=True, capture_output=True, env=env
+        )
+    return env
+
+
+def load_image(source: docker.DockerClient, target_host: str, ref: str) -> None:
+    """Copy an image from one engine to another (`docker save | docker load`), as a registry pull would."""
+    target = docker.DockerClient(base_url=target_host, timeout=600)
+    try:
+        # named: a save by image id (the default) loads as an untagged image in the containerd store.
+        target.images.load(source.images.get(ref).save(named=ref))
+    finally:
+        target.close()

@@ -1,105 +1,24 @@
 """Per-server bases through a real registry: build, push, drop locally, lock, build from the lock, test.
 
 The registry is Debian's `docker-registry` (distribution 2.x), installed with apt-get when missing and run
-by the session fixture below on 127.0.0.1 with a throw-away storage directory; no mocks.
+by the session fixture `registry` (conftest.py) on 127.0.0.1 with a throw-away storage directory; no mocks.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
-import socket
-import subprocess
-import time
-from pathlib import Path
 
 import docker.errors
-import httpx
 import pytest
 
 from tests.conftest import run_cli
-from tests.integration.conftest import copy_reference_app, single_line_error
+from tests.integration.conftest import _free_port, _port_free, copy_reference_app, single_line_error
 from toolkit.lock import read_lock
 
 SERVERS = ("granian", "uvicorn")
 PYTHON = "3.11"
 APP_TAG = "imgtool-test-locked:{server}"
-REGISTRY_BINARY = "/usr/bin/docker-registry"
-
-
-def _fail_or_skip(message: str):
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true: {message}")
-    pytest.skip(message)
-
-
-def _install_registry() -> None:
-    """apt-get install docker-registry, quietly; `apt-get update` only when the first try cannot find it."""
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "docker-registry"]
-    if subprocess.run(install, capture_output=True, env=env).returncode != 0:
-        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env)
-        result = subprocess.run(install, capture_output=True, text=True, env=env)
-        if result.returncode != 0:
-            _fail_or_skip(f"cannot install docker-registry: {(result.stderr or result.stdout).strip()[-300:]}")
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
-def _free_port(preferred: int) -> int:
-    if _port_free(preferred):
-        return preferred
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def registry(docker_client, tmp_path_factory):
-    """A distribution 2.x registry on 127.0.0.1 (5000 unless taken): yields `localhost:<port>`."""
-    if not Path(REGISTRY_BINARY).exists():
-        _install_registry()
-    root = tmp_path_factory.mktemp("registry")
-    storage = root / "storage"
-    storage.mkdir()
-    port = _free_port(5000)
-    config = root / "config.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log:\n  level: error\n  accesslog:\n    disabled: true\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-    )
-    log = (root / "registry.log").open("w")
-    process = subprocess.Popen(
-        [REGISTRY_BINARY, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                _fail_or_skip(f"docker-registry did not start: {(root / 'registry.log').read_text()[-500:]}")
-            time.sleep(0.1)
-        yield f"localhost:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-        shutil.rmtree(storage, ignore_errors=True)
 
 
 def _untag_bases(client, registry: str) -> None:
