@@ -590,7 +590,8 @@ def base_lock(
 
 @app.command(
     epilog="Examples: imgtool compose --all · imgtool compose -s granian --build -o stack.yaml · "
-    "then: docker compose up -d --wait"
+    "then: docker compose up -d --wait · imgtool compose --swarm --replicas 3 --tag localhost:5000/myapp:{server} "
+    "-o stack.yaml, then: docker stack deploy -c stack.yaml myapp"
 )
 def compose(
     server: ServerOpt = None,
@@ -617,7 +618,31 @@ def compose(
         bool,
         typer.Option("--profile", help="Put each service in a profile named after its server (and 'all')."),
     ] = False,
-    workers: Annotated[int, typer.Option("--workers", help="WEB_CONCURRENCY of every service.")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", help="WEB_CONCURRENCY of every service (default 1; with --swarm: follow the CPU limit)."
+        ),
+    ] = None,
+    tag: Annotated[
+        str | None,
+        typer.Option("--tag", "-t", help="The image to run, as `imgtool build --tag` named it ({server} is replaced)."),
+    ] = None,
+    start_period: Annotated[
+        int, typer.Option("--start-period", help="Seconds the app may take to become healthy.")
+    ] = 30,
+    swarm: Annotated[
+        bool, typer.Option("--swarm", help="A stack file for `docker stack deploy`, with a deploy: section.")
+    ] = False,
+    replicas: Annotated[
+        int | None, typer.Option("--replicas", help="Swarm: tasks per service (implies --swarm).")
+    ] = None,
+    cpus: Annotated[str, typer.Option("--cpus", help="Swarm: CPU limit per task; the workers follow it.")] = "1",
+    memory: Annotated[str, typer.Option("--memory", help="Swarm: memory limit per task, e.g. 512M.")] = "512M",
+    endpoint_mode: Annotated[
+        str,
+        typer.Option("--endpoint-mode", help="Swarm: vip (a virtual IP) or dnsrr (DNS round robin, no IPVS needed)."),
+    ] = "vip",
     as_json: JsonOpt = False,
 ) -> None:
     """Write a compose file running the app under each server: healthchecks, 127.0.0.1 ports, restarts."""
@@ -628,9 +653,27 @@ def compose(
     output = output.expanduser()
     specs = select_servers(server, all_servers)
     stack.check_output(output)
-    stack.check_ports(port_base, len(specs))
-    stack.check_workers(workers)
-    client, plans = _plans(server, all_servers, app_ref, context, base, python)
+    stack.check_start_period(start_period)
+    swarm_options = None
+    if swarm or replicas is not None:
+        if build_mode:
+            raise UsageError("--swarm runs images from a registry: emit it without --build (push them first)")
+        swarm_options = stack.SwarmOptions(
+            replicas=stack.DEFAULT_REPLICAS if replicas is None else replicas,
+            cpus=cpus,
+            memory=memory,
+            endpoint_mode=endpoint_mode,
+        )
+        stack.check_swarm(swarm_options)
+    else:
+        stack.check_ports(port_base, len(specs))
+    if workers is not None:
+        stack.check_workers(workers)
+    if tag is not None:
+        from toolkit.config import validate_tag
+
+        validate_tag(tag.replace("{server}", "server"))
+    client, plans = _plans(server, all_servers, app_ref, context, base, python, tag)
     for plan in plans:
         if plan.server.deprecation:
             _notice(plan.server.deprecation)
@@ -645,9 +688,20 @@ def compose(
         workers=workers,
         ca_cert=ca,
         notice=_notice,
+        start_period=start_period,
+        swarm=swarm_options,
     )
     if as_json:
         _print_json(asdict(result))
+        return
+    if swarm_options is not None:
+        table = Table(title=f"imgtool compose --swarm: {result.output}")
+        for column in ("service", "on the stack's network", "image"):
+            table.add_column(column, overflow="fold")
+        for service in result.services:
+            table.add_row(service.server, service.url, service.image or "-")
+        out.print(table)
+        err.print(f"wrote {result.output}; deploy it: docker stack deploy --detach=false -c {result.output} STACK")
         return
     table = Table(title=f"imgtool compose: {result.output} ({result.mode} mode, project {result.project})")
     for column in ("service", "url", "image" if result.mode == "image" else "dockerfile"):
