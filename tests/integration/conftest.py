@@ -375,3 +375,51 @@ def load_image(source: docker.DockerClient, target_host: str, ref: str) -> None:
         target.images.load(source.images.get(ref).save(named=ref))
     finally:
         target.close()
+
+
+@contextlib.contextmanager
+def single_node_swarm(host: str):
+    """`docker swarm init` on the engine at `host` (a second engine), left again afterwards, also on failure.
+
+    Everything the swarm binds is its own, so it never meets another swarm on this machine (the first
+    engine's, another test run's): it listens on an address of its own in 127.0.0.0/8 (manager and gossip
+    ports), its VXLAN port is random, and its `docker_gwbridge` (which Swarm otherwise creates with a
+    fixed Linux bridge name) is made beforehand with a bridge name of its own. The ingress routing mesh
+    does not work on this kernel (no IPVS): stacks here use endpoint_mode dnsrr. Yields a client.
+    """
+    client = docker.DockerClient(base_url=host, timeout=300)
+    suffix = secrets.token_hex(3)
+    number = int(suffix, 16)
+    address = f"127.{100 + number % 150}.{(number >> 8) % 250 + 1}.{(number >> 16) % 250 + 1}"
+    gateway_bridge = f"imgw{suffix}"
+    env = {**os.environ, "DOCKER_HOST": host}
+    env.pop("DOCKER_CONTEXT", None)
+    client.networks.create(
+        "docker_gwbridge",
+        driver="bridge",
+        options={
+            "com.docker.network.bridge.name": gateway_bridge,
+            "com.docker.network.bridge.enable_icc": "false",
+            "com.docker.network.bridge.enable_ip_masquerade": "false",
+        },
+        ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=f"172.30.{250 + number % 5}.0/24")]),
+    )
+    try:
+        init = subprocess.run(
+            [
+                "docker", "swarm", "init",
+                "--advertise-addr", f"{address}:2377",
+                "--listen-addr", f"{address}:2377",
+                "--data-path-port", str(40000 + number % 10000),
+                "--default-addr-pool", "10.231.0.0/16",
+            ],
+            capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+        assert init.returncode == 0, f"docker swarm init failed: {init.stderr}"
+        yield client
+    finally:
+        subprocess.run(["docker", "swarm", "leave", "--force"], capture_output=True, env=env, timeout=120)
+        with contextlib.suppress(docker.errors.DockerException):
+            client.networks.get("docker_gwbridge").remove()
+        subprocess.run(["ip", "link", "delete", gateway_bridge], capture_output=True)
+        client.close()
