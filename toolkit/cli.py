@@ -714,6 +714,79 @@ def compose(
 
 
 @app.command(
+    epilog="Examples: imgtool kube --tag localhost:5000/myapp:{server} · "
+    "imgtool kube -s granian --replicas 3 --max-replicas 10 --cpus 2 --memory 1Gi -o k8s/app.yaml · "
+    "then: kubectl apply -f k8s.yaml"
+)
+def kube(
+    server: ServerOpt = None,
+    all_servers: AllOpt = False,
+    app_ref: AppOpt = None,
+    context: ContextOpt = None,
+    base: BaseOpt = None,
+    python: PythonOpt = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Manifest file to write (validated first).")] = Path(
+        "k8s.yaml"
+    ),
+    tag: Annotated[
+        str | None,
+        typer.Option("--tag", "-t", help="The image to run, as `imgtool build --tag` named it ({server} is replaced)."),
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Namespace (created, restricted; default: the app's name).")
+    ] = None,
+    replicas: Annotated[int, typer.Option("--replicas", help="Pods per server (the HPA's minimum).")] = 2,
+    max_replicas: Annotated[
+        int | None, typer.Option("--max-replicas", help="Add a HorizontalPodAutoscaler up to this many pods.")
+    ] = None,
+    cpus: Annotated[
+        str, typer.Option("--cpus", help="CPU request = limit per pod (e.g. 1, 500m); workers follow.")
+    ] = "1",
+    memory: Annotated[str, typer.Option("--memory", help="Memory request = limit per pod (e.g. 512Mi).")] = "512Mi",
+    kube_version: Annotated[
+        str, typer.Option("--kube-version", help="Oldest Kubernetes it must run on; validated against its schema.")
+    ] = "1.30",
+    start_period: Annotated[
+        int, typer.Option("--start-period", help="Seconds the app may take to become healthy (startup probe).")
+    ] = 30,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write Kubernetes manifests from the image's contract: Deployment, Service, PodDisruptionBudget, NetworkPolicy."""
+    from toolkit import kube as k8s
+    from toolkit.compose import check_output, image_refs
+
+    output = output.expanduser()
+    check_output(output)
+    options = k8s.KubeOptions(
+        namespace=namespace,
+        replicas=replicas,
+        cpus=cpus,
+        memory=memory,
+        max_replicas=max_replicas,
+        kube_version=kube_version,
+        start_period=start_period,
+    )
+    k8s.check_options(options)
+    if tag is not None:
+        from toolkit.config import validate_tag
+
+        validate_tag(tag.replace("{server}", "server"))
+    client, plans = _plans(server, all_servers, app_ref, context, base, python, tag)
+    objects = k8s.manifests(plans, image_refs(client, plans, _notice, cluster=True), options)
+    checked = k8s.emit(objects, output, kube_version)
+    if not checked:
+        _notice("not checked against the Kubernetes schemas: pip install 'imgtool[kube]' (kubernetes-validate)")
+    kinds = [f"{obj['kind']}/{obj['metadata']['name']}" for obj in objects]
+    if as_json:
+        _print_json({"output": str(output), "objects": kinds, "schema_checked": checked, "kube_version": kube_version})
+        return
+    for kind in kinds:
+        out.print(kind, highlight=False, markup=False)
+    checked_note = f", valid for Kubernetes {kube_version}" if checked else ""
+    err.print(f"wrote {output}{checked_note}; apply it: kubectl apply -f {output}", highlight=False)
+
+
+@app.command(
     epilog="Examples: imgtool workflow · imgtool workflow --context app -s granian -s uvicorn "
     "-o .github/workflows/images.yml --force"
 )

@@ -440,11 +440,11 @@ def dump(model: dict) -> str:
 
 
 def image_refs(
-    client, plans: Sequence[BuildPlan], notice: Callable[[str], None], swarm: bool = False
+    client, plans: Sequence[BuildPlan], notice: Callable[[str], None], cluster: bool = False
 ) -> dict[str, str]:
     """Each plan's tag, pinned `tag@sha256:...` when the engine knows a registry digest for that name.
 
-    A stack's nodes pull the image themselves, so in swarm mode an unpinned tag gets a note.
+    On a `cluster` (Swarm, Kubernetes) every node pulls the image itself, so an unpinned tag gets a note.
     """
     import docker.errors
 
@@ -466,13 +466,13 @@ def image_refs(
             if digests:
                 ref = f"{plan.tag}@{digests[0]}"
         refs[plan.server.name] = ref
-    if missing and not swarm:
+    if missing and not cluster:
         notice(
             f"no image built yet for {', '.join(missing)}: run `imgtool build "
             f"{' '.join('-s ' + name for name in missing)}` before `docker compose up`, or emit with --build"
         )
     unpinned = [name for name, ref in refs.items() if "@sha256:" not in ref]
-    if swarm and unpinned:
+    if cluster and unpinned:
         notice(
             f"{', '.join(unpinned)}: no registry digest known here, so every node resolves the tag itself; "
             "push first (`imgtool build --push --tag REGISTRY/NAME:{server}`) and emit with that --tag to pin it"
@@ -580,7 +580,7 @@ def emit(
 
     check_output(output)
     if swarm is not None:
-        images = image_refs(client, plans, notice, swarm=True)
+        images = image_refs(client, plans, notice, cluster=True)
         model = compose_model(plans, images=images, workers=workers, start_period=start_period, swarm=swarm)
         write_compose(dump(model), output, swarm=True)
         services = [
