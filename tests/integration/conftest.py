@@ -423,3 +423,23 @@ def single_node_swarm(host: str):
             client.networks.get("docker_gwbridge").remove()
         subprocess.run(["ip", "link", "delete", gateway_bridge], capture_output=True)
         client.close()
+
+
+@pytest.fixture(scope="session")
+def pushed_app(docker_client, registry):
+    """The bundled app for granian, built once and pushed to the session registry as a cluster would pull it:
+    yields (`<registry>/<name>` repository, the pushed digest). Its local tag is removed at the end."""
+    repository = f"{registry}/imgtool-test-app-{RUN_ID}"
+    tag = f"{repository}:granian"
+    try:
+        built = run_cli(
+            "build", "-s", "granian", "--context", "images/app", "--tag", f"{repository}:{{server}}", "--push",
+            "--json", timeout=900,
+        )  # fmt: skip
+        assert built.returncode == 0, f"imgtool build --push failed:\n{built.stderr[-3000:]}"
+        digest = json.loads(built.stdout)[0]["digest"]
+        assert digest and digest == registry_digest(registry, repository.split("/", 1)[1], "granian")
+        yield repository, digest
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            docker_client.images.remove(tag, force=True)

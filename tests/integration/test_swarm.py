@@ -2,10 +2,10 @@
 single-node swarm the test starts (on a second engine) and leaves.
 
 The images go through the session registry, as on a real cluster: `imgtool build --push` on the main
-engine, then small derived images (a new revision; one whose health check never passes) pushed beside it;
-the swarm's engine pulls them by digest. Load comes from a container on the stack's attachable overlay
-network (the app image running tests/integration/swarm_load.py), since the ingress routing mesh needs IPVS,
-which this kernel lacks: the stack uses endpoint_mode dnsrr.
+engine (the session's `pushed_app`), then small derived images (a new revision; one whose health check
+never passes) pushed beside it; the swarm's engine pulls them by digest. Load comes from a container on
+the stack's attachable overlay network (the app image running tests/integration/swarm_load.py), since the
+ingress routing mesh needs IPVS, which this kernel lacks: the stack uses endpoint_mode dnsrr.
 
   1. 3 replicas become healthy; each runs one worker, as its CPU limit (1) says, on a 2-core machine;
   2. a rolling update to a new image under 16 clients' load: no request lost or damaged;
@@ -142,21 +142,15 @@ def _load(client: docker.DockerClient, image: str, control: Path):
         container.remove(force=True)
 
 
-def test_swarm_stack_replicas_rolling_update_under_load_and_rollback(docker_client, registry, tmp_path):
+def test_swarm_stack_replicas_rolling_update_under_load_and_rollback(docker_client, pushed_app, tmp_path):
     if (os.cpu_count() or 1) < 2:
         pytest.skip("the worker-count check needs 2 or more cores")
-    repository = f"imgtool-test-swarm-{RUN_ID}"
-    registry_repo = f"{registry}/{repository}"
-    pushed = [f"{registry_repo}:granian", f"{registry_repo}:granian-v2", f"{registry_repo}:granian-never-healthy"]
+    registry_repo, v1_digest = pushed_app
+    pushed = [f"{registry_repo}:granian-v2", f"{registry_repo}:granian-never-healthy"]
     try:
-        built = run_cli(
-            "build", "-s", "granian", "--context", APP, "--tag", f"{registry_repo}:{{server}}", "--push", "--json"
-        )  # fmt: skip
-        assert built.returncode == 0, built.stderr[-3000:]
-        v1_digest = json.loads(built.stdout)[0]["digest"]
         source = f"{registry_repo}@{v1_digest}"
-        _push_derived(docker_client, source, pushed[1], "LABEL org.opencontainers.image.revision=v2")
-        _push_derived(docker_client, source, pushed[2], "ENV HEALTH_PATH=/never-healthy")
+        _push_derived(docker_client, source, pushed[0], "LABEL org.opencontainers.image.revision=v2")
+        _push_derived(docker_client, source, pushed[1], "ENV HEALTH_PATH=/never-healthy")
 
         v1 = _stack_file(registry_repo, "", tmp_path / "v1.yaml")
         v2 = _stack_file(registry_repo, "-v2", tmp_path / "v2.yaml")
