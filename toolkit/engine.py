@@ -108,7 +108,7 @@ def connect(context: str | None = None) -> docker.DockerClient:
     """A client for the engine the docker CLI would use (DOCKER_HOST, DOCKER_CONTEXT, `docker context use`),
     or for the named Docker context's engine."""
     endpoint = current_endpoint(context)
-    where = f"{endpoint.host} (context {endpoint.context})" if endpoint else "from the environment"
+    where = f" at {endpoint.host} (context {endpoint.context})" if endpoint else ""
     try:
         if endpoint is None:
             client = docker.from_env(timeout=120)
@@ -117,7 +117,7 @@ def connect(context: str | None = None) -> docker.DockerClient:
         client.ping()
     except docker.errors.DockerException as exc:
         reason = str(exc).split("(")[0].strip() or type(exc).__name__
-        raise EnvironmentProblem(f"Docker engine {where} unreachable ({reason}): {PROVISION_HINT}") from None
+        raise EnvironmentProblem(f"Docker engine unreachable{where} ({reason}): {PROVISION_HINT}") from None
     require_modern_engine(client)
     return client
 
