@@ -36,7 +36,7 @@ SERVICE = f"{STACK}_granian"
 NETWORK = f"{STACK}_imgtool"
 REPLICAS = 3
 CLIENTS = 16
-START_PERIOD = 10
+START_PERIOD = 5
 LOAD_SCRIPT = Path(__file__).with_name("swarm_load.py")
 
 
