@@ -444,14 +444,23 @@ def image_refs(
 ) -> dict[str, str]:
     """Each plan's tag, pinned `tag@sha256:...` when the engine knows a registry digest for that name.
 
-    On a `cluster` (Swarm, Kubernetes) every node pulls the image itself, so an unpinned tag gets a note.
+    On a `cluster` (Swarm, Kubernetes) every node pulls the image itself: the registry the tag names is
+    asked first (through the engine, no local copy needed), and an unpinned tag gets a note.
     """
     import docker.errors
+
+    from toolkit.plan import names_registry
 
     refs = {}
     missing = []
     for plan in plans:
         ref = plan.tag
+        if cluster and names_registry(plan.tag):
+            try:
+                refs[plan.server.name] = f"{plan.tag}@{client.images.get_registry_data(plan.tag).id}"
+                continue
+            except docker.errors.APIError:
+                pass  # not pushed (yet), or the registry does not answer: the local digest, if any
         try:
             image = client.images.get(plan.tag)
         except docker.errors.ImageNotFound:

@@ -240,10 +240,15 @@ def cache_spec(spec: str, server: str, export: bool) -> str:
     return f"type=registry,ref={spec}" + (",mode=max" if export else "")
 
 
+def names_registry(tag: str) -> bool:
+    """Whether an image name starts with a registry host (`localhost:5000/app`, `ghcr.io/me/app`)."""
+    return bool(_REGISTRY_HOST.match(tag))
+
+
 def check_build_options(options: BuildOptions, tags: list[str], several: bool) -> None:
     """Refuse, before anything is built, what buildx would fail on later (or silently get wrong)."""
     if options.push:
-        local = [tag for tag in tags if not _REGISTRY_HOST.match(tag)]
+        local = [tag for tag in tags if not names_registry(tag)]
         if local:
             raise UsageError(
                 f"--push needs a tag naming a registry, not {local[0]!r}: e.g. --tag localhost:5000/myapp:{{server}}"
