@@ -7,6 +7,7 @@ that decides what to build lives in plan.py and render.py.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -106,8 +107,13 @@ def client_kwargs(endpoint: Endpoint) -> dict:
 
 def connect(context: str | None = None) -> docker.DockerClient:
     """A client for the engine the docker CLI would use (DOCKER_HOST, DOCKER_CONTEXT, `docker context use`),
-    or for the named Docker context's engine."""
-    endpoint = current_endpoint(context)
+    or for the named Docker context's engine.
+
+    DOCKER_HOST is read by the SDK itself, with DOCKER_TLS_VERIFY and DOCKER_CERT_PATH (which a
+    context lookup would not carry); only contexts need the CLI's answer.
+    """
+    from_environment = context is None and bool(os.environ.get("DOCKER_HOST"))
+    endpoint = None if from_environment else current_endpoint(context)
     where = f" at {endpoint.host} (context {endpoint.context})" if endpoint else ""
     try:
         if endpoint is None:
