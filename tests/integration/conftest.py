@@ -428,7 +428,8 @@ def single_node_swarm(host: str):
 @pytest.fixture(scope="session")
 def pushed_app(docker_client, registry):
     """The bundled app for granian, built once and pushed to the session registry as a cluster would pull it:
-    yields (`<registry>/<name>` repository, the pushed digest). Its local tag is removed at the end."""
+    yields (`<registry>/<name>` repository, the pushed digest). Its local name is removed right away: the
+    image is in the registry, and other tests expect no local image under the registry's name."""
     repository = f"{registry}/imgtool-test-app-{RUN_ID}"
     tag = f"{repository}:granian"
     try:
@@ -439,6 +440,7 @@ def pushed_app(docker_client, registry):
         assert built.returncode == 0, f"imgtool build --push failed:\n{built.stderr[-3000:]}"
         digest = json.loads(built.stdout)[0]["digest"]
         assert digest and digest == registry_digest(registry, repository.split("/", 1)[1], "granian")
+        docker_client.images.remove(tag)
         yield repository, digest
     finally:
         with contextlib.suppress(docker.errors.NotFound):

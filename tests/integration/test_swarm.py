@@ -167,9 +167,10 @@ def test_swarm_stack_replicas_rolling_update_under_load_and_rollback(docker_clie
                 _deploy(env, tmp_path / "v1.yaml", wait=True)
                 tasks = _wait_healthy(swarm, digest["v1"], timeout=120)
                 for task in tasks:
-                    # The container runs the server alone: its main process and one worker.
-                    processes = [row[-1] for row in task.top()["Processes"]]
-                    assert len(processes) == 2, processes
+                    # The server's main process and one worker (a health check may be running beside them).
+                    commands = [row[-1] for row in task.top(ps_args="-ww -o pid,args")["Processes"]]
+                    server = [command for command in commands if "granian" in command]
+                    assert len(server) == 2, commands
                     assert task.attrs["HostConfig"]["NanoCpus"] == 1_000_000_000
                     assert task.attrs["HostConfig"]["ReadonlyRootfs"] is True
                     assert task.attrs["HostConfig"]["CapDrop"] == ["ALL"]
