@@ -431,7 +431,6 @@ def pushed_app(docker_client, registry):
     yields (`<registry>/<name>` repository, the pushed digest). Its local name is removed right away: the
     image is in the registry, and other tests expect no local image under the registry's name."""
     repository = f"{registry}/imgtool-test-app-{RUN_ID}"
-    tag = f"{repository}:granian"
     try:
         built = run_cli(
             "build", "-s", "granian", "--context", "images/app", "--tag", f"{repository}:{{server}}", "--push",
@@ -440,8 +439,17 @@ def pushed_app(docker_client, registry):
         assert built.returncode == 0, f"imgtool build --push failed:\n{built.stderr[-3000:]}"
         digest = json.loads(built.stdout)[0]["digest"]
         assert digest and digest == registry_digest(registry, repository.split("/", 1)[1], "granian")
-        docker_client.images.remove(tag)
+        forget_names(docker_client, repository)
         yield repository, digest
     finally:
-        with contextlib.suppress(docker.errors.NotFound):
-            docker_client.images.remove(tag, force=True)
+        forget_names(docker_client, repository)
+
+
+def forget_names(client: docker.DockerClient, repository: str) -> None:
+    """Remove every local name under `repository`, tags and digest references (a pull by digest, a push
+    add those). Never by image id: a fully cached build shares its id with other tags, which stay."""
+    for image in client.images.list():
+        for name in [*image.tags, *(image.attrs.get("RepoDigests") or [])]:
+            if name.startswith(f"{repository}:") or name.startswith(f"{repository}@"):
+                with contextlib.suppress(docker.errors.NotFound):
+                    client.images.remove(name)

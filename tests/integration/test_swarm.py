@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from tests.conftest import RUN_ID, run_cli
-from tests.integration.conftest import second_engine, single_node_swarm
+from tests.integration.conftest import forget_names, second_engine, single_node_swarm
 
 APP = "images/app"
 STACK = "imgtool-test"
@@ -209,3 +209,5 @@ def test_swarm_stack_replicas_rolling_update_under_load_and_rollback(docker_clie
         for tag in pushed:
             with contextlib.suppress(docker.errors.NotFound):
                 docker_client.images.remove(tag, force=True)
+        # The derived builds pulled the app by digest: that reference goes too (the image may stay, named).
+        forget_names(docker_client, registry_repo)
