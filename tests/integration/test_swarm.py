@@ -99,9 +99,12 @@ def _wait_healthy(client: docker.DockerClient, image_digest: str, timeout: float
     """The service's running containers once exactly REPLICAS are healthy and all run `image_digest`."""
     deadline = time.monotonic() + timeout
     while True:
-        healthy = _healthy_tasks(client)
+        try:
+            healthy = _healthy_tasks(client)
+            running = client.containers.list(filters={"label": f"com.docker.swarm.service.name={SERVICE}"})
+        except docker.errors.NotFound:  # a task's container went away between list and inspect
+            healthy, running = [], []
         images = {c.attrs["Config"]["Image"].rpartition("@")[2] for c in healthy}
-        running = client.containers.list(filters={"label": f"com.docker.swarm.service.name={SERVICE}"})
         if len(healthy) == REPLICAS and len(running) == REPLICAS and images == {image_digest}:
             return healthy
         assert time.monotonic() < deadline, f"{len(healthy)}/{len(running)} healthy on {images}"
@@ -203,7 +206,8 @@ def test_swarm_stack_replicas_rolling_update_under_load_and_rollback(docker_clie
             finally:
                 subprocess.run(["docker", "stack", "rm", STACK], capture_output=True, env=env, timeout=120)
                 deadline = time.monotonic() + 60
-                while swarm.containers.list(all=True) and time.monotonic() < deadline:
+                # sparse: a full list inspects each container, and they are going away meanwhile.
+                while swarm.containers.list(all=True, sparse=True) and time.monotonic() < deadline:
                     time.sleep(0.5)
     finally:
         for tag in pushed:
