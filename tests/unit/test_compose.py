@@ -392,7 +392,7 @@ def test_swarm_yaml_header_says_how_to_deploy():
     assert yaml.safe_load(text) == swarm_model("granian")
 
 
-class _Images:
+class _RegistryImages:
     """The two look-ups image_refs makes: the local image, the registry's manifest digest."""
 
     def __init__(self, local_digests: dict[str, str], registry_digests: dict[str, str]):
@@ -420,7 +420,7 @@ def test_cluster_images_are_pinned_by_the_registry_first():
              for name in ("granian", "uvicorn", "hypercorn")]  # fmt: skip
     pushed, stale = "sha256:" + "1" * 64, "sha256:" + "2" * 64
     client = type("Client", (), {})()
-    client.images = _Images(
+    client.images = _RegistryImages(
         local_digests={"localhost:5000/app:granian": stale, "localhost:5000/app:uvicorn": stale},
         registry_digests={"localhost:5000/app:granian": pushed},
     )
