@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -39,6 +40,47 @@ def run_cli(*args: str, timeout: float = 600, env: dict | None = None, **kwargs)
 
 def cli_env(extra: dict | None = None) -> dict:
     return {**os.environ, "COLUMNS": "200", "IMGTOOL_RUN_ID": RUN_ID, **(extra or {})}
+
+
+# checkov (the policy checker for `imgtool kube`'s manifests) pins packaging<24, which pytest>=9 refuses:
+# it lives in a venv of its own, made by scripts/setup or, failing that, here.
+CHECKOV = ROOT / ".tools" / "checkov" / "bin" / "checkov"
+CHECKOV_REQUIREMENT = "checkov>=3.2,<4"
+
+
+@pytest.fixture(scope="session")
+def checkov() -> Path:
+    if not CHECKOV.exists():
+        venv = CHECKOV.parent.parent
+        made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True)
+        installed = made.returncode == 0 and (
+            subprocess.run(
+                [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", CHECKOV_REQUIREMENT],
+                capture_output=True,
+                text=True,
+                timeout=900,
+            ).returncode
+            == 0
+        )
+        if not installed or not CHECKOV.exists():
+            message = f"cannot install {CHECKOV_REQUIREMENT} into {venv}: run scripts/setup"
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"CI=true: {message}")
+            pytest.skip(message)
+    return CHECKOV
+
+
+def run_checkov(checkov: Path, path: Path) -> dict:
+    """checkov's Kubernetes checks on one file, offline (--skip-download: no platform, no network): its JSON."""
+    result = subprocess.run(
+        [str(checkov), "--framework", "kubernetes", "--skip-download", "--output", "json", "--file", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode in (0, 1), f"checkov crashed:\n{result.stderr[-3000:]}"
+    report = json.loads(result.stdout)
+    return report[0] if isinstance(report, list) else report
 
 
 @pytest.fixture(scope="session")

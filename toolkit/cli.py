@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -123,10 +124,15 @@ def servers(as_json: JsonOpt = False) -> None:
     out.print(table)
 
 
-def _plans(server_names, all_servers, app_ref, context, base, python, tag=None, frozen=False):
-    """Config, Docker client and one BuildPlan per selected server (on imgtool.lock's bases when it has them)."""
+def _plans(server_names, all_servers, app_ref, context, base, python, tag=None, frozen=False, builder=None):
+    """Config, Docker client and one BuildPlan per selected server (on imgtool.lock's bases when it has them).
+
+    `builder` (engine.Builder): the helper files carry uv for its native architecture, and a docker-driver
+    builder's own engine is the one the client talks to; else the current context's engine.
+    """
     from toolkit import assets as helper_files
     from toolkit import engine
+    from toolkit.assets import docker_arch
     from toolkit.base import resolve_bases
     from toolkit.config import load_config
     from toolkit.plan import make_plan
@@ -134,9 +140,10 @@ def _plans(server_names, all_servers, app_ref, context, base, python, tag=None, 
 
     config = load_config(context=context, app=app_ref, python=python, base=base)
     specs = select_servers(server_names, all_servers, config.servers)
-    client = engine.connect()
+    client = engine.connect(builder.docker_context(engine.current_context()) if builder else None)
     bases = resolve_bases(client, config, [spec.name for spec in specs], base, frozen, _notice)
-    assets = helper_files.ensure((engine.daemon_arch(client),))
+    arch = docker_arch(builder.platforms[0]) if builder else engine.daemon_arch(client)
+    assets = helper_files.ensure((arch,))
     plans = [make_plan(config, spec, bases[spec.name], assets, tag, several=len(specs) > 1) for spec in specs]
     # Said once everything is decided, so an error stays the only line.
     if config.origins["app"].startswith("detected"):
@@ -169,7 +176,14 @@ def render(
         err.print(f"wrote {output}")
 
 
-@app.command(epilog="Examples: imgtool build --server granian · imgtool build --all --json")
+@app.command(
+    help="Build a multi-stage image of the app for each server (default: the bundled app on granian).\n\n"
+    "On the current Docker context's engine (DOCKER_HOST, DOCKER_CONTEXT, `docker context use`) or any buildx "
+    "builder (--builder); --push and a registry cache (--cache-to/--cache-from) take the image and the cache "
+    "to other machines.",
+    epilog="Examples: imgtool build --server granian · imgtool build --all --json · "
+    "imgtool build --push --tag localhost:5000/myapp:{server} --cache-to localhost:5000/myapp-cache:{server}",
+)
 def build(
     server: ServerOpt = None,
     all_servers: AllOpt = False,
@@ -212,14 +226,36 @@ def build(
             "export with rewrite-timestamp, then loaded; prints the image manifest digest.",
         ),
     ] = False,
+    builder: Annotated[
+        str | None,
+        typer.Option(
+            "--builder", help="Any buildx builder (`docker buildx ls`); default: the current Docker context's engine."
+        ),
+    ] = None,
+    push: Annotated[
+        bool, typer.Option("--push", help="Push to the registry the tag names (instead of loading into the engine).")
+    ] = False,
+    cache_to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cache-to",
+            help="Export the build cache (repeatable): buildx syntax, or a registry ref for "
+            "type=registry,mode=max; {server} is replaced.",
+        ),
+    ] = None,
+    cache_from: Annotated[
+        list[str] | None,
+        typer.Option("--cache-from", help="Import a build cache (repeatable): buildx syntax or a registry ref."),
+    ] = None,
     network: Annotated[
         str | None,
-        typer.Option("--network", help="Network for the build's RUN steps: default, host or none."),
+        typer.Option("--network", help="Network of the build's RUN steps: default, host or none."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build a multi-stage image of the app for each server (default: the bundled app on granian)."""
     from toolkit import engine
+    from toolkit.plan import BuildOptions, check_build_options
     from toolkit.render import render_dockerfile
 
     ca = engine.resolve_ca_cert(ca_cert)
@@ -230,14 +266,27 @@ def build(
     if network is not None and network not in ("default", "host", "none"):
         raise UsageError(f"--network {network!r}: use default, host or none")
     engine.require_buildx()
-    client, plans = _plans(server, all_servers, app_ref, context, base, python, tag, frozen)
+    chosen = engine.inspect_builder(builder) if builder else None
+    options = BuildOptions(
+        builder=builder,
+        push=push,
+        cache_to=tuple(cache_to or ()),
+        cache_from=tuple(cache_from or ()),
+        network=network,
+        no_cache=no_cache,
+        docker_context=chosen.docker_context(engine.current_context()) if chosen else None,
+        provenance=provenance,
+        epoch=0 if reproducible else None,
+    )
+    check_build_options(options, [], several=False)
+    client, plans = _plans(server, all_servers, app_ref, context, base, python, tag, frozen, chosen)
+    check_build_options(options, [plan.tag for plan in plans], several=len(plans) > 1)
     sbom_files = {}
     if sbom is not None:
         from toolkit.sbom import output_path
 
         sbom_files = {plan.server.name: output_path(sbom, plan.server.name, len(plans) > 1) for plan in plans}
-    epoch = None
-    if provenance or reproducible:
+    if (provenance or reproducible) and not builder:
         problem = engine.attestation_problem(client)
         if problem:
             wanted = " and ".join(
@@ -248,20 +297,19 @@ def build(
         from toolkit.reproducible import source_date_epoch
 
         epoch = source_date_epoch(plans[0].config.context)
+        options = dataclasses.replace(options, epoch=epoch.seconds)
         if not as_json:
             err.print(f"SOURCE_DATE_EPOCH={epoch.seconds}: {epoch.source}", highlight=False, markup=False)
-    options = engine.BuildOptions(
-        no_cache=no_cache, provenance=provenance, epoch=epoch.seconds if epoch else None, network=network
-    )
     results = []
     sboms = {}
     for plan in plans:
         if plan.server.deprecation:
             _notice(plan.server.deprecation)
         if not as_json:
-            err.print(f"[bold]building[/] {plan.tag} on {plan.base.ref}", highlight=False)
+            where = f" with builder {builder}" if builder else ""
+            err.print(f"[bold]building[/] {plan.tag} on {plan.base.ref}{where}", highlight=False)
         dockerfile = render_dockerfile(plan, "-", ca)
-        result = engine.build_image(client, plan, dockerfile, ca, no_cache, not as_json, options)
+        result = engine.build_image(client, plan, dockerfile, ca, options, show_progress=not as_json)
         results.append(result)
         if plan.server.name in sbom_files:
             from toolkit import sbom as sbom_module
@@ -278,20 +326,15 @@ def build(
         )
         return
     table = Table(title="imgtool build")
-    columns = ["server", "tag", "image id", "size", "time"]
-    if reproducible:
-        columns.append("digest")
+    digest_column = "pushed digest" if push else "digest" if reproducible else None
+    columns = ["server", "tag", "image id", "size", "time"] + ([digest_column] if digest_column else [])
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for result in results:
-        row = [
-            result.server,
-            result.tag,
-            result.image_id.removeprefix("sha256:")[:12],
-            f"{result.size_bytes / 1e6:.0f} MB",
-            f"{result.seconds:.1f} s",
-        ]
-        table.add_row(*row, *([result.digest or ""] if reproducible else []))
+        elsewhere = f"- (in {builder or 'the registry'})"
+        size = f"{result.size_bytes / 1e6:.0f} MB" if result.size_bytes is not None else elsewhere
+        row = [result.server, result.tag, result.image_id.removeprefix("sha256:")[:12], size, f"{result.seconds:.1f} s"]
+        table.add_row(*row, *([result.digest or "-"] if digest_column else []))
     out.print(table)
     for server_name, info in sboms.items():
         err.print(
@@ -535,7 +578,8 @@ def base_build(
     for column in ("server", "image", "size", "time"):
         table.add_column(column)
     for result in results:
-        table.add_row(result.server, result.tag, f"{result.size_bytes / 1e6:.0f} MB", f"{result.seconds:.1f} s")
+        size = f"{result.size_bytes / 1e6:.0f} MB" if result.size_bytes is not None else "-"
+        table.add_row(result.server, result.tag, size, f"{result.seconds:.1f} s")
     out.print(table)
 
 
@@ -639,7 +683,8 @@ def base_lock(
 
 @app.command(
     epilog="Examples: imgtool compose --all · imgtool compose -s granian --build -o stack.yaml · "
-    "then: docker compose up -d --wait"
+    "then: docker compose up -d --wait · imgtool compose --swarm --replicas 3 --tag localhost:5000/myapp:{server} "
+    "-o stack.yaml, then: docker stack deploy -c stack.yaml myapp"
 )
 def compose(
     server: ServerOpt = None,
@@ -666,7 +711,31 @@ def compose(
         bool,
         typer.Option("--profile", help="Put each service in a profile named after its server (and 'all')."),
     ] = False,
-    workers: Annotated[int, typer.Option("--workers", help="WEB_CONCURRENCY of every service.")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", help="WEB_CONCURRENCY of every service (default 1; with --swarm: follow the CPU limit)."
+        ),
+    ] = None,
+    tag: Annotated[
+        str | None,
+        typer.Option("--tag", "-t", help="The image to run, as `imgtool build --tag` named it ({server} is replaced)."),
+    ] = None,
+    start_period: Annotated[
+        int, typer.Option("--start-period", help="Seconds the app may take to become healthy.")
+    ] = 30,
+    swarm: Annotated[
+        bool, typer.Option("--swarm", help="A stack file for `docker stack deploy`, with a deploy: section.")
+    ] = False,
+    replicas: Annotated[
+        int | None, typer.Option("--replicas", help="Swarm: tasks per service (implies --swarm).")
+    ] = None,
+    cpus: Annotated[str, typer.Option("--cpus", help="Swarm: CPU limit per task; the workers follow it.")] = "1",
+    memory: Annotated[str, typer.Option("--memory", help="Swarm: memory limit per task, e.g. 512M.")] = "512M",
+    endpoint_mode: Annotated[
+        str,
+        typer.Option("--endpoint-mode", help="Swarm: vip (a virtual IP) or dnsrr (DNS round robin, no IPVS needed)."),
+    ] = "vip",
     as_json: JsonOpt = False,
 ) -> None:
     """Write a compose file running the app under each server: healthchecks, 127.0.0.1 ports, restarts."""
@@ -677,9 +746,27 @@ def compose(
     output = output.expanduser()
     specs = select_servers(server, all_servers)
     stack.check_output(output)
-    stack.check_ports(port_base, len(specs))
-    stack.check_workers(workers)
-    client, plans = _plans(server, all_servers, app_ref, context, base, python)
+    stack.check_start_period(start_period)
+    swarm_options = None
+    if swarm or replicas is not None:
+        if build_mode:
+            raise UsageError("--swarm runs images from a registry: emit it without --build (push them first)")
+        swarm_options = stack.SwarmOptions(
+            replicas=stack.DEFAULT_REPLICAS if replicas is None else replicas,
+            cpus=cpus,
+            memory=memory,
+            endpoint_mode=endpoint_mode,
+        )
+        stack.check_swarm(swarm_options)
+    else:
+        stack.check_ports(port_base, len(specs))
+    if workers is not None:
+        stack.check_workers(workers)
+    if tag is not None:
+        from toolkit.config import validate_tag
+
+        validate_tag(tag.replace("{server}", "server"))
+    client, plans = _plans(server, all_servers, app_ref, context, base, python, tag)
     for plan in plans:
         if plan.server.deprecation:
             _notice(plan.server.deprecation)
@@ -694,9 +781,20 @@ def compose(
         workers=workers,
         ca_cert=ca,
         notice=_notice,
+        start_period=start_period,
+        swarm=swarm_options,
     )
     if as_json:
         _print_json(asdict(result))
+        return
+    if swarm_options is not None:
+        table = Table(title=f"imgtool compose --swarm: {result.output}")
+        for column in ("service", "on the stack's network", "image"):
+            table.add_column(column, overflow="fold")
+        for service in result.services:
+            table.add_row(service.server, service.url, service.image or "-")
+        out.print(table)
+        err.print(f"wrote {result.output}; deploy it: docker stack deploy --detach=false -c {result.output} STACK")
         return
     table = Table(title=f"imgtool compose: {result.output} ({result.mode} mode, project {result.project})")
     for column in ("service", "url", "image" if result.mode == "image" else "dockerfile"):
@@ -706,6 +804,79 @@ def compose(
     out.print(table)
     selector = " --profile all" if result.profiles else ""
     err.print(f"wrote {result.output}; start it: docker compose -f {result.output}{selector} up -d --wait")
+
+
+@app.command(
+    epilog="Examples: imgtool kube --tag localhost:5000/myapp:{server} · "
+    "imgtool kube -s granian --replicas 3 --max-replicas 10 --cpus 2 --memory 1Gi -o k8s/app.yaml · "
+    "then: kubectl apply -f k8s.yaml"
+)
+def kube(
+    server: ServerOpt = None,
+    all_servers: AllOpt = False,
+    app_ref: AppOpt = None,
+    context: ContextOpt = None,
+    base: BaseOpt = None,
+    python: PythonOpt = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Manifest file to write (validated first).")] = Path(
+        "k8s.yaml"
+    ),
+    tag: Annotated[
+        str | None,
+        typer.Option("--tag", "-t", help="The image to run, as `imgtool build --tag` named it ({server} is replaced)."),
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Namespace (created, restricted; default: the app's name).")
+    ] = None,
+    replicas: Annotated[int, typer.Option("--replicas", help="Pods per server (the HPA's minimum).")] = 2,
+    max_replicas: Annotated[
+        int | None, typer.Option("--max-replicas", help="Add a HorizontalPodAutoscaler up to this many pods.")
+    ] = None,
+    cpus: Annotated[
+        str, typer.Option("--cpus", help="CPU request = limit per pod (e.g. 1, 500m); workers follow.")
+    ] = "1",
+    memory: Annotated[str, typer.Option("--memory", help="Memory request = limit per pod (e.g. 512Mi).")] = "512Mi",
+    kube_version: Annotated[
+        str, typer.Option("--kube-version", help="Oldest Kubernetes it must run on; validated against its schema.")
+    ] = "1.30",
+    start_period: Annotated[
+        int, typer.Option("--start-period", help="Seconds the app may take to become healthy (startup probe).")
+    ] = 30,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write Kubernetes manifests from the image's contract: Deployment, Service, PodDisruptionBudget, NetworkPolicy."""
+    from toolkit import kube as k8s
+    from toolkit.compose import check_output, image_refs
+
+    output = output.expanduser()
+    check_output(output)
+    options = k8s.KubeOptions(
+        namespace=namespace,
+        replicas=replicas,
+        cpus=cpus,
+        memory=memory,
+        max_replicas=max_replicas,
+        kube_version=kube_version,
+        start_period=start_period,
+    )
+    k8s.check_options(options)
+    if tag is not None:
+        from toolkit.config import validate_tag
+
+        validate_tag(tag.replace("{server}", "server"))
+    client, plans = _plans(server, all_servers, app_ref, context, base, python, tag)
+    objects = k8s.manifests(plans, image_refs(client, plans, _notice, cluster=True), options)
+    checked = k8s.emit(objects, output, kube_version)
+    if not checked:
+        _notice("not checked against the Kubernetes schemas: pip install 'imgtool[kube]' (kubernetes-validate)")
+    kinds = [f"{obj['kind']}/{obj['metadata']['name']}" for obj in objects]
+    if as_json:
+        _print_json({"output": str(output), "objects": kinds, "schema_checked": checked, "kube_version": kube_version})
+        return
+    for kind in kinds:
+        out.print(kind, highlight=False, markup=False)
+    checked_note = f", valid for Kubernetes {kube_version}" if checked else ""
+    err.print(f"wrote {output}{checked_note}; apply it: kubectl apply -f {output}", highlight=False)
 
 
 @app.command(

@@ -6,6 +6,9 @@ that decides what to build lives in plan.py and render.py.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 import re
 import subprocess
 import sys
@@ -19,7 +22,7 @@ import docker.errors
 
 from toolkit.assets import docker_arch
 from toolkit.errors import BuildFailed, EnvironmentProblem, UsageError
-from toolkit.plan import BuildPlan, ServerBasePlan, buildx_argv
+from toolkit.plan import BuildOptions, BuildPlan, ServerBasePlan, buildx_argv
 
 LABEL = "imgtool"
 # Named build contexts and Dockerfile heredocs in the engine's built-in BuildKit; `docker save` as OCI.
@@ -33,13 +36,95 @@ PROVISION_HINT = (
 )
 
 
-def connect() -> docker.DockerClient:
+@dataclass(frozen=True)
+class Endpoint:
+    """The engine the docker CLI talks to, as `docker context inspect` resolves it."""
+
+    context: str
+    host: str
+    tls_dir: str | None = None
+    skip_tls_verify: bool = False
+
+
+def endpoint_from_inspect(data: dict) -> Endpoint | None:
+    """The docker endpoint of one `docker context inspect` entry (None without a docker endpoint)."""
+    docker_endpoint = (data.get("Endpoints") or {}).get("docker") or {}
+    host = docker_endpoint.get("Host")
+    if not host:
+        return None
+    tls_path = (data.get("Storage") or {}).get("TLSPath")
+    tls_dir = str(Path(tls_path) / "docker") if tls_path and (Path(tls_path) / "docker").is_dir() else None
+    return Endpoint(
+        context=str(data.get("Name") or "default"),
+        host=host,
+        tls_dir=tls_dir,
+        skip_tls_verify=bool(docker_endpoint.get("SkipTLSVerify")),
+    )
+
+
+def current_endpoint(context: str | None = None) -> Endpoint | None:
+    """What the docker CLI would use: DOCKER_HOST, else DOCKER_CONTEXT, else the current context
+    (or the named `context`, as `docker --context NAME` would).
+
+    Asking the CLI (`docker context inspect` with no name resolves exactly that) keeps the SDK and the
+    buildx builds on one engine. None where the CLI cannot say; the SDK then reads the environment.
+    """
+    selector = ["--context", context] if context else []
     try:
-        client = docker.from_env(timeout=120)
+        result = subprocess.run(
+            ["docker", *selector, "context", "inspect", "--format", "{{json .}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return endpoint_from_inspect(json.loads(result.stdout)) if result.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError, AttributeError):
+        return None
+
+
+def current_context() -> str | None:
+    """The name of the Docker context the CLI uses now (`default` also when DOCKER_HOST decides)."""
+    endpoint = current_endpoint()
+    return endpoint.context if endpoint else None
+
+
+def client_kwargs(endpoint: Endpoint) -> dict:
+    """DockerClient arguments for an endpoint: its host, its context's TLS files, ssh through the ssh binary."""
+    kwargs: dict = {"base_url": endpoint.host}
+    if endpoint.host.startswith("ssh://"):
+        kwargs["use_ssh_client"] = True
+    if endpoint.tls_dir:
+        import docker.tls
+
+        tls_dir = Path(endpoint.tls_dir)
+        cert, key, ca = tls_dir / "cert.pem", tls_dir / "key.pem", tls_dir / "ca.pem"
+        kwargs["tls"] = docker.tls.TLSConfig(
+            client_cert=(str(cert), str(key)) if cert.is_file() and key.is_file() else None,
+            ca_cert=str(ca) if ca.is_file() else None,
+            verify=not endpoint.skip_tls_verify and ca.is_file(),
+        )
+    return kwargs
+
+
+def connect(context: str | None = None) -> docker.DockerClient:
+    """A client for the engine the docker CLI would use (DOCKER_HOST, DOCKER_CONTEXT, `docker context use`),
+    or for the named Docker context's engine.
+
+    DOCKER_HOST is read by the SDK itself, with DOCKER_TLS_VERIFY and DOCKER_CERT_PATH (which a
+    context lookup would not carry); only contexts need the CLI's answer.
+    """
+    from_environment = context is None and bool(os.environ.get("DOCKER_HOST"))
+    endpoint = None if from_environment else current_endpoint(context)
+    where = f" at {endpoint.host} (context {endpoint.context})" if endpoint else ""
+    try:
+        if endpoint is None:
+            client = docker.from_env(timeout=120)
+        else:
+            client = docker.DockerClient(timeout=120, **client_kwargs(endpoint))
         client.ping()
     except docker.errors.DockerException as exc:
         reason = str(exc).split("(")[0].strip() or type(exc).__name__
-        raise EnvironmentProblem(f"Docker engine unreachable ({reason}): {PROVISION_HINT}") from None
+        raise EnvironmentProblem(f"Docker engine unreachable{where} ({reason}): {PROVISION_HINT}") from None
     require_modern_engine(client)
     return client
 
@@ -83,6 +168,52 @@ def daemon_arch(client: docker.DockerClient) -> str:
     return docker_arch(client.info().get("Architecture", "x86_64"))
 
 
+@dataclass(frozen=True)
+class Builder:
+    """A buildx builder as `docker buildx inspect` describes it."""
+
+    name: str
+    driver: str
+    # The first node's endpoint: a Docker context's name for the docker driver.
+    endpoint: str
+    platforms: tuple[str, ...]
+
+    def docker_context(self, current: str | None) -> str | None:
+        """The context to build from: a docker-driver builder is a context's engine, and buildx uses it only
+        from that context. None where that is the `current` context already, or the driver is another."""
+        if self.driver != "docker" or not self.endpoint or self.endpoint == current:
+            return None
+        return self.endpoint
+
+
+def parse_builder(name: str, text: str) -> Builder:
+    """`docker buildx inspect NAME` output: the driver, the first node's endpoint and platforms (native first)."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in ("Driver", "Endpoint", "Platforms") and key.strip() not in fields:
+            fields[key.strip()] = value.strip()
+    platforms = tuple(item.strip().rstrip("*") for item in fields.get("Platforms", "").split(",") if item.strip())
+    return Builder(name, fields.get("Driver", ""), fields.get("Endpoint", ""), platforms)
+
+
+def inspect_builder(builder: str) -> Builder:
+    """The named buildx builder; an unknown or stopped one is an error naming the fix."""
+    try:
+        result = subprocess.run(["docker", "buildx", "inspect", builder], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise EnvironmentProblem(f"`docker buildx inspect {builder}` did not answer ({exc}): check buildx") from None
+    if result.returncode != 0:
+        reason = (result.stderr.strip().splitlines() or ["no output"])[-1].removeprefix("ERROR: ")
+        raise UsageError(f"--builder {builder}: {reason}; list the builders with `docker buildx ls`")
+    info = parse_builder(builder, result.stdout)
+    if not info.platforms:
+        raise EnvironmentProblem(
+            f"builder {builder} reports no platform (is it running?): `docker buildx inspect --bootstrap {builder}`"
+        )
+    return info
+
+
 def require_modern_engine(client: docker.DockerClient) -> str:
     """The engine's version, or an error naming the upgrade when it is older than imgtool supports."""
     version = str(client.version().get("Version", "0"))
@@ -105,37 +236,15 @@ class BuildResult:
     server: str
     tag: str
     image_id: str
-    size_bytes: int
+    # None when the image is not in the engine imgtool talks to (pushed only, or loaded by another builder).
+    size_bytes: int | None
     seconds: float
-    # A reproducible build's image manifest digest (the exported OCI image's), and the epoch it pinned.
+    # The registry's manifest digest of a pushed image (`--push`), or a reproducible build's image
+    # manifest digest (the exported OCI image's; a containerd store keeps it on load).
     digest: str | None = None
+    builder: str | None = None
+    # The SOURCE_DATE_EPOCH a reproducible build pinned.
     epoch: int | None = None
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    """How to build, beyond what the plan says: cache, attestations, reproducibility, network."""
-
-    no_cache: bool = False
-    # Attach SLSA provenance (mode=max): needs the containerd image store or a non-docker buildx driver.
-    provenance: bool = False
-    # Reproducible: SOURCE_DATE_EPOCH for the build, exported as OCI with rewrite-timestamp, then loaded.
-    epoch: int | None = None
-    # `host` where the engine's bridge has no NAT (a second engine beside the first).
-    network: str | None = None
-
-    def buildx_args(self) -> tuple[str, ...]:
-        args: list[str] = ["--no-cache"] if self.no_cache else []
-        if self.network:
-            args += ["--network", self.network]
-        if self.provenance:
-            args += ["--attest", "type=provenance,mode=max"]
-        elif self.epoch is not None:
-            # buildx adds a minimal provenance to OCI exports on its own; it holds build times.
-            args.append("--provenance=false")
-        if self.epoch is not None:
-            args += ["--build-arg", f"SOURCE_DATE_EPOCH={self.epoch}"]
-        return tuple(args)
 
 
 # The one-line fix where the docker driver sits on a classic (graph driver) image store.
@@ -157,11 +266,7 @@ def buildx_driver() -> str | None:
         result = subprocess.run(["docker", "buildx", "inspect"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    for line in result.stdout.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "Driver":
-            return value.strip() or None
-    return None
+    return parse_builder("", result.stdout).driver or None
 
 
 def attestation_problem(client: docker.DockerClient, driver: str | None = None) -> str | None:
@@ -180,26 +285,31 @@ def resolve_ca_cert(ca_cert: Path | None) -> Path | None:
     return ca_cert.resolve()
 
 
+@dataclass(frozen=True)
+class _Built:
+    returncode: int
+    image_id: str
+    digest: str | None
+    seconds: float
+    output: list[str]
+
+
 def _buildx(
     dockerfile: str,
     tag: str,
     context: Path,
     assets_context: Path,
     ca_cert: Path | None,
-    no_cache: bool,
+    flags: tuple[str, ...],
     show_progress: bool,
-    options: tuple[str, ...] = (),
-    output: tuple[str, ...] = ("--load",),
-) -> tuple[int, str, float, list[str]]:
-    """Run `docker buildx build`: (exit code, image id, seconds, output lines kept for the error message).
-
-    `output` replaces `--load` (a reproducible build exports an OCI archive instead: no image id then).
-    """
+    docker_context: str | None = None,
+) -> _Built:
+    """Run `docker buildx build` with the Dockerfile on stdin; the image id, pushed digest and output lines."""
     with tempfile.TemporaryDirectory(prefix="imgtool-build-") as scratch:
-        iidfile = Path(scratch) / "iid"
+        iidfile, metadata = Path(scratch) / "iid", Path(scratch) / "metadata.json"
         progress = "tty" if show_progress and sys.stderr.isatty() else "plain"
-        extra = (*output, f"--progress={progress}", "--iidfile", str(iidfile), *(("--no-cache",) if no_cache else ()))
-        command = buildx_argv(tag, context, assets_context, "-", ca_cert, (*extra, *options))
+        extra = (*flags, f"--progress={progress}", "--iidfile", str(iidfile), "--metadata-file", str(metadata))
+        command = buildx_argv(tag, context, assets_context, "-", ca_cert, extra, docker_context)
         started = time.monotonic()
         output_lines: list[str] = []
         with subprocess.Popen(
@@ -224,8 +334,39 @@ def _buildx(
                 process.wait()
                 raise
         seconds = time.monotonic() - started
-        image_id = iidfile.read_text().strip() if process.returncode == 0 and iidfile.is_file() else ""
-    return process.returncode, image_id, seconds, output_lines
+        ok = process.returncode == 0
+        image_id = iidfile.read_text().strip() if ok and iidfile.is_file() else ""
+        digest = pushed_digest(metadata.read_text()) if ok and metadata.is_file() else None
+    return _Built(process.returncode, image_id, digest, seconds, output_lines)
+
+
+def pushed_digest(metadata: str) -> str | None:
+    """The manifest (or index) digest buildx's metadata file records for a pushed image."""
+    try:
+        data = json.loads(metadata)
+    except ValueError:
+        return None
+    digest = data.get("containerimage.digest") if isinstance(data, dict) else None
+    return digest if isinstance(digest, str) and digest.startswith("sha256:") else None
+
+
+def _local_size(client: docker.DockerClient, image_id: str, tag: str) -> int | None:
+    """The image's size in the engine imgtool talks to, or None where the build left it elsewhere."""
+    for ref in (image_id, tag):
+        if not ref:
+            continue
+        try:
+            return int(client.images.get(ref).attrs["Size"])
+        except docker.errors.ImageNotFound:
+            continue
+    return None
+
+
+def _result(client: docker.DockerClient, server: str, tag: str, built: _Built, options: BuildOptions) -> BuildResult:
+    size = _local_size(client, built.image_id, tag)
+    if size is None and not (options.push or options.builder):
+        raise BuildFailed(f"buildx built {tag} but the engine has no image {built.image_id or tag}: build again")
+    return BuildResult(server, tag, built.image_id, size, built.seconds, built.digest, options.builder)
 
 
 def build_image(
@@ -233,27 +374,25 @@ def build_image(
     plan: BuildPlan,
     dockerfile: str,
     ca_cert: Path | None,
-    no_cache: bool = False,
-    show_progress: bool = True,
     options: BuildOptions | None = None,
+    show_progress: bool = True,
 ) -> BuildResult:
     """Run `docker buildx build`; progress goes to the terminal or is kept for the error message."""
-    options = options or BuildOptions(no_cache=no_cache)
+    options = options or BuildOptions()
     if options.epoch is not None:
-        return _build_reproducible(client, plan, dockerfile, ca_cert, show_progress, options)
-    returncode, image_id, seconds, output_lines = _buildx(
+        return _build_reproducible(client, plan, dockerfile, ca_cert, options, show_progress)
+    built = _buildx(
         dockerfile,
         plan.tag,
         plan.config.context,
         plan.assets_context,
         ca_cert,
-        False,
+        options.flags(plan.server.name),
         show_progress,
-        options.buildx_args(),
+        options.docker_context,
     )
-    _raise_for_build(plan, returncode, output_lines)
-    image = client.images.get(image_id)
-    return BuildResult(plan.server.name, plan.tag, image_id, image.attrs["Size"], seconds)
+    _raise_for_build(plan, built)
+    return _result(client, plan.server.name, plan.tag, built, options)
 
 
 def _build_reproducible(
@@ -261,8 +400,8 @@ def _build_reproducible(
     plan: BuildPlan,
     dockerfile: str,
     ca_cert: Path | None,
-    show_progress: bool,
     options: BuildOptions,
+    show_progress: bool,
 ) -> BuildResult:
     """Export an OCI archive with rewrite-timestamp (the docker exporter cannot: it unpacks), then load it.
 
@@ -272,38 +411,48 @@ def _build_reproducible(
 
     with tempfile.TemporaryDirectory(prefix="imgtool-oci-") as scratch:
         archive = Path(scratch) / "image.tar"
-        returncode, _, seconds, output_lines = _buildx(
+        exporting = dataclasses.replace(options, output=("--output", oci_output(archive, plan.tag)))
+        built = _buildx(
             dockerfile,
             plan.tag,
             plan.config.context,
             plan.assets_context,
             ca_cert,
-            False,
+            exporting.flags(plan.server.name),
             show_progress,
-            options.buildx_args(),
-            output=("--output", oci_output(archive, plan.tag)),
+            options.docker_context,
         )
-        _raise_for_build(plan, returncode, output_lines)
+        _raise_for_build(plan, built)
         digests = oci_digests(archive)
         started = time.monotonic()
         with archive.open("rb") as stream:
             client.images.load(stream)
-        seconds += time.monotonic() - started
+        seconds = built.seconds + time.monotonic() - started
     image = client.images.get(plan.tag)
     return BuildResult(
-        plan.server.name, plan.tag, image.id, image.attrs["Size"], seconds, digest=digests.image, epoch=options.epoch
+        plan.server.name,
+        plan.tag,
+        image.id,
+        int(image.attrs["Size"]),
+        seconds,
+        digest=digests.image,
+        builder=options.builder,
+        epoch=options.epoch,
     )
 
 
-def _raise_for_build(plan: BuildPlan, returncode: int, output_lines: list[str]) -> None:
-    if returncode != 0:
-        import_error = _import_check_error(output_lines)
-        if import_error:
-            raise UsageError(
-                f"{plan.config.app} cannot be imported in the image ({import_error}): "
-                "fix the app or add the missing dependency"
-            )
-        raise BuildFailed(f"building {plan.tag} failed: {_build_error(output_lines)}")
+def _raise_for_build(plan: BuildPlan, built: _Built) -> None:
+    if built.returncode == 0:
+        return
+    import_error = _import_check_error(built.output)
+    if import_error:
+        raise UsageError(
+            f"{plan.config.app} cannot be imported in the image ({import_error}): "
+            "fix the app or add the missing dependency"
+        )
+    if any("Cache export is not supported" in line for line in built.output):
+        raise EnvironmentProblem(f"this builder cannot export a registry cache: {CONTAINERD_STORE_HINT}")
+    raise BuildFailed(f"building {plan.tag} failed: {_build_error(built.output)}")
 
 
 def build_server_base(
@@ -315,14 +464,13 @@ def build_server_base(
     show_progress: bool = True,
 ) -> BuildResult:
     """Build a per-server base (`imgtool base build`); it needs no files, so the context is empty."""
+    options = BuildOptions(no_cache=no_cache)
     with tempfile.TemporaryDirectory(prefix="imgtool-base-context-") as context:
-        returncode, image_id, seconds, output_lines = _buildx(
-            dockerfile, plan.tag, Path(context), plan.assets_context, ca_cert, no_cache, show_progress
-        )
-    if returncode != 0:
-        raise BuildFailed(f"building {plan.tag} failed: {_build_error(output_lines)}")
-    image = client.images.get(image_id)
-    return BuildResult(plan.server.name, plan.tag, image_id, image.attrs["Size"], seconds)
+        flags = options.flags(plan.server.name)
+        built = _buildx(dockerfile, plan.tag, Path(context), plan.assets_context, ca_cert, flags, show_progress)
+    if built.returncode != 0:
+        raise BuildFailed(f"building {plan.tag} failed: {_build_error(built.output)}")
+    return _result(client, plan.server.name, plan.tag, built, options)
 
 
 def _import_check_error(lines: list[str]) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -194,6 +195,95 @@ def make_server_base_plan(
     )
 
 
+# Where and how buildx builds: `imgtool build --builder/--push/--cache-to/--cache-from/--network`.
+_REGISTRY_HOST = re.compile(r"^(?:localhost|[^/]*[.:][^/]*)/")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """The buildx flags that decide where a build runs and where its image and cache go.
+
+    `builder` is any buildx builder (`docker buildx ls`: a docker context's engine, a docker-container,
+    remote or kubernetes builder). Without `push` the image is loaded into an engine (`--load`); with it,
+    it goes to the registry its tag names. Cache specs are buildx's (`type=registry,ref=R,mode=max`); a
+    bare reference means a registry cache with every stage in it (mode=max), and `{server}` in either is
+    replaced by the server's name so several servers never overwrite one cache.
+    """
+
+    builder: str | None = None
+    push: bool = False
+    cache_to: tuple[str, ...] = ()
+    cache_from: tuple[str, ...] = ()
+    network: str | None = None
+    no_cache: bool = False
+    # `docker --context NAME`: a docker-driver builder builds only from its own context (buildx refuses
+    # another's), so such a --builder runs, and is inspected, on that context's engine.
+    docker_context: str | None = None
+    # Attach SLSA provenance (mode=max): needs the containerd image store or a non-docker buildx driver.
+    provenance: bool = False
+    # Reproducible: SOURCE_DATE_EPOCH for the build; the image is exported as OCI with rewrite-timestamp.
+    epoch: int | None = None
+    # Where the image goes instead of --load/--push (a reproducible build's OCI archive).
+    output: tuple[str, ...] = ()
+
+    def flags(self, server: str) -> tuple[str, ...]:
+        argv: list[str] = []
+        if self.builder:
+            argv += ["--builder", self.builder]
+        argv += self.output or ("--push" if self.push else "--load",)
+        if self.provenance:
+            argv += ["--attest", "type=provenance,mode=max"]
+        elif self.epoch is not None:
+            # buildx adds a minimal provenance to OCI exports on its own; it holds build times.
+            argv.append("--provenance=false")
+        if self.epoch is not None:
+            argv += ["--build-arg", f"SOURCE_DATE_EPOCH={self.epoch}"]
+        for spec in self.cache_from:
+            argv += ["--cache-from", cache_spec(spec, server, export=False)]
+        for spec in self.cache_to:
+            argv += ["--cache-to", cache_spec(spec, server, export=True)]
+        if self.network:
+            argv += ["--network", self.network]
+        if self.no_cache:
+            argv.append("--no-cache")
+        return tuple(argv)
+
+
+def cache_spec(spec: str, server: str, export: bool) -> str:
+    """A buildx cache spec with `{server}` filled in; a bare reference becomes a registry cache."""
+    spec = spec.replace("{server}", server)
+    if "=" in spec:
+        return spec
+    return f"type=registry,ref={spec}" + (",mode=max" if export else "")
+
+
+def names_registry(tag: str) -> bool:
+    """Whether an image name starts with a registry host (`localhost:5000/app`, `ghcr.io/me/app`)."""
+    return bool(_REGISTRY_HOST.match(tag))
+
+
+def check_build_options(options: BuildOptions, tags: list[str], several: bool) -> None:
+    """Refuse, before anything is built, what buildx would fail on later (or silently get wrong)."""
+    if options.push and options.epoch is not None:
+        raise UsageError("--reproducible exports the image and loads it: drop --push, then push what it loaded")
+    if options.push:
+        local = [tag for tag in tags if not names_registry(tag)]
+        if local:
+            raise UsageError(
+                f"--push needs a tag naming a registry, not {local[0]!r}: e.g. --tag localhost:5000/myapp:{{server}}"
+            )
+    if several:
+        for flag, specs in (("--cache-to", options.cache_to), ("--cache-from", options.cache_from)):
+            for spec in specs:
+                if "{server}" not in spec:
+                    raise UsageError(
+                        f"{flag} {spec!r} would share one cache between servers: put {{server}} in it, "
+                        "e.g. localhost:5000/myapp-cache:{server}"
+                    )
+    if options.network not in (None, "default", "host", "none"):
+        raise UsageError(f"--network {options.network!r}: choose default, host or none")
+
+
 def buildx_argv(
     tag: str,
     context: Path,
@@ -201,12 +291,14 @@ def buildx_argv(
     dockerfile: str = "-",
     ca_cert: Path | None = None,
     extra: tuple[str, ...] = (),
+    docker_context: str | None = None,
 ) -> list[str]:
     """The `docker buildx build` command that builds a rendered Dockerfile: any builder, any engine.
 
     imgtool's helper files arrive as the named context `imgtool-assets`, the CA bundle as a secret.
     """
-    argv = ["docker", "buildx", "build", "--build-context", f"{CONTEXT_NAME}={assets_context}"]
+    selector = ["--context", docker_context] if docker_context else []
+    argv = ["docker", *selector, "buildx", "build", "--build-context", f"{CONTEXT_NAME}={assets_context}"]
     if ca_cert is not None:
         argv += ["--secret", f"id=ca,src={ca_cert}"]
     return [*argv, *extra, "--tag", tag, "--file", dockerfile, str(context)]

@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -24,6 +27,8 @@ from toolkit.servers import SERVERS
 from toolkit.smoke.checks import Target
 
 BROKEN_PREFIX = "imgtool-test-broken"
+REGISTRY_BINARY = "docker-registry"
+REGISTRY_IMAGE = os.environ.get("IMGTOOL_TEST_REGISTRY_IMAGE", "registry:2")
 
 
 @pytest.fixture(scope="session")
@@ -177,27 +182,33 @@ def running(client, tag: str, **options):
         container.remove(force=True)
 
 
+def _unmount_under(*roots: Path) -> None:
+    """Unmount whatever an engine left mounted below these directories (deepest first): netns, overlays."""
+    prefixes = [str(root).rstrip("/") + "/" for root in roots] + [str(root) for root in roots]
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines() if len(line.split()) > 1]
+    for point in sorted({m for m in mounts if any(m == p or m.startswith(p) for p in prefixes)}, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
+
+
 @contextlib.contextmanager
-def second_engine(root: Path, containerd_snapshotter: bool = False):
+def second_engine(root: Path, *, containerd_snapshotter: bool = False):
     """A second Docker engine beside the first: its own dockerd, socket, data-root, exec-root and bridge.
 
     Stands for a remote builder or another machine with an empty cache. Its bridge has no NAT
-    (`--iptables=false`), so builds there that download packages need `--network host`. Everything
-    is removed afterwards, also on failure. Yields the engine's DOCKER_HOST.
-
-    It reads only its own daemon.json (never the first engine's); `containerd_snapshotter=True` turns
-    on the containerd image store there, which the shared first engine does not have: attestations,
-    the OCI exporter and `rewrite-timestamp` need it.
+    (`--iptables=false`), so builds there that download packages need `--network host`. It reads its
+    own daemon.json, never the first engine's; `containerd_snapshotter` turns on the containerd image
+    store there (what registry cache export with the docker driver needs). Everything is removed
+    afterwards, also on failure. Yields the engine's DOCKER_HOST.
     """
-    root.mkdir(parents=True, exist_ok=True)
-    config = root / "daemon.json"
-    config.write_text(json.dumps({"features": {"containerd-snapshotter": True}} if containerd_snapshotter else {}))
     suffix = secrets.token_hex(3)
     bridge = f"imgt{suffix}"
     # A /24 of its own; `--bridge none` would delete the first engine's docker0 (ENVIRONMENT.md).
     subnet = f"172.30.{200 + int(suffix, 16) % 50}"
+    root.mkdir(parents=True, exist_ok=True)
     socket_path = root / "docker.sock"
     pidfile = root / "docker.pid"
+    config_file = root / "daemon.json"
+    config_file.write_text(json.dumps({"features": {"containerd-snapshotter": True}} if containerd_snapshotter else {}))
     data_root, exec_root = root / "data", Path(f"/run/imgtool-test-{suffix}")
     log = (root / "dockerd.log").open("w")
     subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
@@ -208,7 +219,7 @@ def second_engine(root: Path, containerd_snapshotter: bool = False):
         process = subprocess.Popen(
             [
                 "dockerd",
-                "--config-file", str(config),
+                "--config-file", str(config_file),
                 "--data-root", str(data_root),
                 "--exec-root", str(exec_root),
                 "--pidfile", str(pidfile),
@@ -224,8 +235,8 @@ def second_engine(root: Path, containerd_snapshotter: bool = False):
         deadline = time.monotonic() + 60
         while True:
             try:
-                # The client asks for the API version as it is made: make it only once the socket answers.
-                docker.DockerClient(base_url=host, timeout=120).close()
+                # Made in the loop: the client asks the API version as it is made, before the socket exists.
+                docker.DockerClient(base_url=host, timeout=120).ping()
                 break
             except docker.errors.DockerException:
                 said = (root / "dockerd.log").read_text()[-2000:]
@@ -243,6 +254,279 @@ def second_engine(root: Path, containerd_snapshotter: bool = False):
                 process.wait()
         log.close()
         subprocess.run(["ip", "link", "delete", bridge], capture_output=True)
-        subprocess.run(["umount", "-R", str(data_root)], capture_output=True)
+        _unmount_under(data_root, exec_root)
         shutil.rmtree(data_root, ignore_errors=True)
         shutil.rmtree(exec_root, ignore_errors=True)
+
+
+# ---- a registry on 127.0.0.1 (session), shared by test_registry, test_remote and test_swarm ----
+
+
+def _fail_or_skip(message: str):
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true: {message}")
+    pytest.skip(message)
+
+
+def as_root(argv: list[str]) -> list[str]:
+    """argv as root: directly when we are root, else through `sudo -n` (fails rather than prompting)."""
+    return argv if os.geteuid() == 0 else ["sudo", "-n", *argv]
+
+
+def _registry_binary() -> str | None:
+    return shutil.which(REGISTRY_BINARY) or next(
+        (path for path in (f"/usr/bin/{REGISTRY_BINARY}", f"/usr/sbin/{REGISTRY_BINARY}") if Path(path).exists()), None
+    )
+
+
+def _install_registry() -> str:
+    """apt-get install docker-registry, quietly; `apt-get update` only when the first try cannot find it."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = as_root(["apt-get", "install", "-y", "-qq", "--no-install-recommends", REGISTRY_BINARY])
+    if subprocess.run(install, capture_output=True, env=env).returncode != 0:
+        subprocess.run(as_root(["apt-get", "update", "-qq"]), capture_output=True, env=env)
+        result = subprocess.run(install, capture_output=True, text=True, env=env)
+        if result.returncode != 0:
+            _fail_or_skip(
+                f"no {REGISTRY_BINARY} binary, no {REGISTRY_IMAGE} image, and apt-get cannot install it: "
+                f"{(result.stderr or result.stdout).strip()[-300:]}"
+            )
+    binary = _registry_binary()
+    if binary is None:
+        _fail_or_skip(f"apt-get installed {REGISTRY_BINARY} but no such binary is on PATH")
+    return binary
+
+
+def _registry_image(client) -> bool:
+    """Is the registry image here, or can it be pulled? (No registry answers on this kind of machine.)"""
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        client.images.get(REGISTRY_IMAGE)
+        return True
+    try:
+        client.images.pull(REGISTRY_IMAGE)
+    except docker.errors.APIError:
+        return False
+    return True
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _free_port(preferred: int) -> int:
+    if _port_free(preferred):
+        return preferred
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_serving(port: int, alive, log) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if not alive() or time.monotonic() > deadline:
+            _fail_or_skip(f"the registry did not start: {log()[-500:]}")
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def _registry_process(binary: str, root: Path) -> Iterator[int]:
+    """The registry binary as a child process of this session: yields its port."""
+    storage = root / "storage"
+    storage.mkdir()
+    port = _free_port(5000)
+    config = root / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log:\n  level: error\n  accesslog:\n    disabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    log_path = root / "registry.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            _wait_until_serving(port, lambda: process.poll() is None, log_path.read_text)
+            yield port
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            shutil.rmtree(storage, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _registry_container(client) -> Iterator[int]:
+    """The registry image as a container on 127.0.0.1 (a port Docker picks): yields that port.
+
+    Labelled apart from the session's test containers (imgtool.test), which tests expect to be gone.
+    """
+    container = client.containers.run(
+        REGISTRY_IMAGE,
+        detach=True,
+        name=f"imgtool-test-registry-{RUN_ID}",
+        labels={"imgtool.test-registry": RUN_ID},
+        ports={"5000/tcp": ("127.0.0.1", None)},
+        environment={
+            "REGISTRY_LOG_LEVEL": "error",
+            "REGISTRY_LOG_ACCESSLOG_DISABLED": "true",
+            "REGISTRY_STORAGE_DELETE_ENABLED": "true",
+        },
+    )
+    try:
+        container.reload()
+        port = int(container.attrs["NetworkSettings"]["Ports"]["5000/tcp"][0]["HostPort"])
+
+        def alive() -> bool:
+            container.reload()
+            return container.status == "running"
+
+        _wait_until_serving(port, alive, lambda: container.logs().decode(errors="replace"))
+        yield port
+    finally:
+        container.remove(force=True, v=True)  # v: the image's anonymous storage volume too
+
+
+@pytest.fixture(scope="session")
+def registry(docker_client, tmp_path_factory):
+    """A distribution 2.x registry on 127.0.0.1: yields `localhost:<port>`."""
+    binary = _registry_binary()
+    if binary is None and _registry_image(docker_client):
+        serving = _registry_container(docker_client)
+    else:
+        serving = _registry_process(binary or _install_registry(), tmp_path_factory.mktemp("registry"))
+    with serving as port:
+        yield f"localhost:{port}"
+
+
+def registry_digest(registry: str, repository: str, tag: str) -> str:
+    """The digest the registry serves for repository:tag (what `docker pull` would get), via its HTTP API."""
+    accept = ", ".join(
+        (
+            "application/vnd.oci.image.index.v1+json",
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )
+    )
+    response = httpx.head(f"http://{registry}/v2/{repository}/manifests/{tag}", headers={"Accept": accept}, timeout=10)
+    assert response.status_code == 200, f"{registry}/{repository}:{tag}: HTTP {response.status_code}"
+    return response.headers["Docker-Content-Digest"]
+
+
+def docker_config(root: Path, contexts: dict[str, str]) -> dict[str, str]:
+    """A Docker CLI configuration of its own with a context per engine; the environment that selects it.
+
+    The user's ~/.docker stays untouched (no context is created or switched there); the CLI plugins
+    (buildx, compose) are linked in, since DOCKER_CONFIG also moves where the CLI looks for them.
+    """
+    root.mkdir(parents=True)
+    plugins = Path.home() / ".docker" / "cli-plugins"
+    if plugins.is_dir():
+        (root / "cli-plugins").symlink_to(plugins)
+    env = {key: value for key, value in os.environ.items() if key not in ("DOCKER_HOST", "DOCKER_CONTEXT")}
+    env["DOCKER_CONFIG"] = str(root)
+    for name, host in contexts.items():
+        subprocess.run(
+            ["docker", "context", "create", name, "--docker", f"host={host}"], check=True, capture_output=True, env=env
+        )
+    return env
+
+
+def load_image(source: docker.DockerClient, target_host: str, ref: str) -> None:
+    """Copy an image from one engine to another (`docker save | docker load`), as a registry pull would."""
+    target = docker.DockerClient(base_url=target_host, timeout=600)
+    try:
+        # named: a save by image id (the default) loads as an untagged image in the containerd store.
+        target.images.load(source.images.get(ref).save(named=ref))
+    finally:
+        target.close()
+
+
+@contextlib.contextmanager
+def single_node_swarm(host: str):
+    """`docker swarm init` on the engine at `host` (a second engine), left again afterwards, also on failure.
+
+    Everything the swarm binds is its own, so it never meets another swarm on this machine (the first
+    engine's, another test run's): it listens on an address of its own in 127.0.0.0/8 (manager and gossip
+    ports), its VXLAN port is random, and its `docker_gwbridge` (which Swarm otherwise creates with a
+    fixed Linux bridge name) is made beforehand with a bridge name of its own. The ingress routing mesh
+    does not work on this kernel (no IPVS): stacks here use endpoint_mode dnsrr. Yields a client.
+    """
+    client = docker.DockerClient(base_url=host, timeout=300)
+    suffix = secrets.token_hex(3)
+    number = int(suffix, 16)
+    address = f"127.{100 + number % 150}.{(number >> 8) % 250 + 1}.{(number >> 16) % 250 + 1}"
+    gateway_bridge = f"imgw{suffix}"
+    env = {**os.environ, "DOCKER_HOST": host}
+    env.pop("DOCKER_CONTEXT", None)
+    client.networks.create(
+        "docker_gwbridge",
+        driver="bridge",
+        options={
+            "com.docker.network.bridge.name": gateway_bridge,
+            "com.docker.network.bridge.enable_icc": "false",
+            "com.docker.network.bridge.enable_ip_masquerade": "false",
+        },
+        ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=f"172.30.{250 + number % 5}.0/24")]),
+    )
+    try:
+        init = subprocess.run(
+            [
+                "docker", "swarm", "init",
+                "--advertise-addr", f"{address}:2377",
+                "--listen-addr", f"{address}:2377",
+                "--data-path-port", str(40000 + number % 10000),
+                "--default-addr-pool", "10.231.0.0/16",
+            ],
+            capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+        assert init.returncode == 0, f"docker swarm init failed: {init.stderr}"
+        yield client
+    finally:
+        subprocess.run(["docker", "swarm", "leave", "--force"], capture_output=True, env=env, timeout=120)
+        with contextlib.suppress(docker.errors.DockerException):
+            client.networks.get("docker_gwbridge").remove()
+        subprocess.run(["ip", "link", "delete", gateway_bridge], capture_output=True)
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def pushed_app(docker_client, registry):
+    """The bundled app for granian, built once and pushed to the session registry as a cluster would pull it:
+    yields (`<registry>/<name>` repository, the pushed digest). Its local name is removed right away: the
+    image is in the registry, and other tests expect no local image under the registry's name."""
+    repository = f"{registry}/imgtool-test-app-{RUN_ID}"
+    try:
+        built = run_cli(
+            "build", "-s", "granian", "--context", "images/app", "--tag", f"{repository}:{{server}}", "--push",
+            "--json", timeout=900,
+        )  # fmt: skip
+        assert built.returncode == 0, f"imgtool build --push failed:\n{built.stderr[-3000:]}"
+        digest = json.loads(built.stdout)[0]["digest"]
+        assert digest and digest == registry_digest(registry, repository.split("/", 1)[1], "granian")
+        forget_names(docker_client, repository)
+        yield repository, digest
+    finally:
+        forget_names(docker_client, repository)
+
+
+def forget_names(client: docker.DockerClient, repository: str) -> None:
+    """Remove every local name under `repository`, tags and digest references (a pull by digest, a push
+    add those). Never by image id: a fully cached build shares its id with other tags, which stay."""
+    for image in client.images.list():
+        for name in [*image.tags, *(image.attrs.get("RepoDigests") or [])]:
+            if name.startswith(f"{repository}:") or name.startswith(f"{repository}@"):
+                with contextlib.suppress(docker.errors.NotFound):
+                    client.images.remove(name)

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from tests.conftest import RUN_ID, cli_env, run_cli
-from tests.integration.conftest import second_engine
+from tests.integration.conftest import load_image, second_engine
 
 APP = "images/app"
 
@@ -131,7 +131,7 @@ def test_a_second_engine_with_an_empty_store_builds_the_rendered_dockerfile(dock
         remote = docker.DockerClient(base_url=host, timeout=300)
         assert remote.images.list() == []
         # No registry answers here: the base travels as a tarball, as it would be pulled elsewhere.
-        remote.images.load(docker_client.images.get(base).save(named=True))
+        load_image(docker_client, host, base)
         # That engine's bridge has no NAT, so the build's package downloads use the host network.
         argv = retagged(printed_command(dockerfile), tag, "--network", "host")
         built = subprocess.run(argv, capture_output=True, text=True, env=cli_env({"DOCKER_HOST": host}), timeout=900)

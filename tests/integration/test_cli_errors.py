@@ -47,6 +47,13 @@ CASES = {
     "invalid config value": (["build", "--context", "BAD_CONFIG"], {}, "is not a TCP port"),
     "unknown config key": (["build", "--context", "UNKNOWN_KEY"], {}, "unknown [tool.imgtool] key(s) colour in"),
     "app not importable": (["build", "--context", "NOT_IMPORTABLE", "--json"], {}, "cannot be imported in the image"),
+    "push to no registry": (["build", "--push"], {}, "--push needs a tag naming a registry"),
+    "unknown builder": (["build", "--builder", "imgtool-test-no-such-builder"], {}, "--builder imgtool-test-no-such"),
+    "build network": (["build", "--network", "bridge"], {}, "choose default, host or none"),
+    "swarm with build": (["compose", "--swarm", "--build"], {}, "--swarm runs images from a registry"),
+    "swarm replicas": (["compose", "--replicas", "0"], {}, "--replicas 0 is not a replica count"),
+    "kube version": (["kube", "--kube-version", "1"], {}, "is not a Kubernetes minor version"),
+    "kube namespace": (["kube", "--namespace", "default"], {}, "other than default"),
 }
 
 

@@ -26,15 +26,12 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
 from tests.conftest import ROOT, RUN_ID, run_cli
-from tests.integration import test_registry
-from tests.integration.conftest import copy_reference_app, edit, second_engine, single_line_error
+from tests.integration.conftest import _fail_or_skip, copy_reference_app, edit, second_engine, single_line_error
 from toolkit import assets
 from toolkit.base import BOOTSTRAP_IMAGE, official_base
 from toolkit.engine import containerd_store
 from toolkit.plan import SBOM_PATH
 
-# The registry fixture of test_registry.py (a docker-registry on 127.0.0.1), reused as it is.
-registry = test_registry.registry
 SUFFIX = RUN_ID.lower().replace("_", "-")
 PASSWORD = "imgtool-test"
 
@@ -110,7 +107,7 @@ def cosign():
     if shutil.which("cosign") is None:
         subprocess.run([ROOT / "scripts" / "provision-cosign"], capture_output=True, timeout=600)
     if shutil.which("cosign") is None:
-        test_registry._fail_or_skip("cosign is missing and scripts/provision-cosign could not install it")
+        _fail_or_skip("cosign is missing and scripts/provision-cosign could not install it")
     return shutil.which("cosign")
 
 

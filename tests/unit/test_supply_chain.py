@@ -274,19 +274,25 @@ def test_oci_output_rewrites_timestamps():
 
 
 def test_build_options_become_buildx_flags():
-    assert engine.BuildOptions().buildx_args() == ()
-    assert engine.BuildOptions(epoch=1700000000, network="host").buildx_args() == (
-        "--network",
-        "host",
+    from toolkit.plan import BuildOptions
+
+    assert BuildOptions().flags("granian") == ("--load",)
+    assert BuildOptions(epoch=1700000000, network="host").flags("granian") == (
+        "--load",
         "--provenance=false",
         "--build-arg",
         "SOURCE_DATE_EPOCH=1700000000",
+        "--network",
+        "host",
     )
-    assert engine.BuildOptions(provenance=True, no_cache=True).buildx_args() == (
-        "--no-cache",
+    assert BuildOptions(provenance=True, no_cache=True).flags("granian") == (
+        "--load",
         "--attest",
         "type=provenance,mode=max",
+        "--no-cache",
     )
+    exported = BuildOptions(epoch=1, output=("--output", "type=oci,dest=/t/i.tar"))
+    assert exported.flags("granian")[:2] == ("--output", "type=oci,dest=/t/i.tar") and "--load" not in exported.flags("x")
 
 
 class FakeClient:
