@@ -49,6 +49,33 @@ PythonOpt = Annotated[str | None, typer.Option("--python", help="Python version 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout, nothing else.")]
 
 
+# ---- issue 20: private indexes, backing services, dev mode (options and helpers) ----
+
+
+def _network(value: str | None) -> str | None:
+    if value is not None and value not in ("default", "host", "none"):
+        raise typer.BadParameter(f"{value!r} is not default, host or none")
+    return value
+
+
+NetworkOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--network",
+        help="The build's network: host reaches a package index on this machine's 127.0.0.1 (default: default).",
+        callback=_network,
+    ),
+]
+
+
+def _index_secrets(indexes):
+    """Package-index credentials as build secrets: from this environment and the netrc file (toolkit/indexes.py)."""
+    from toolkit.indexes import build_secrets, check_credentials, netrc_file
+
+    check_credentials(indexes, os.environ)
+    return build_secrets(indexes, netrc_file(os.environ, Path.home()))
+
+
 def _print_json(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
@@ -163,6 +190,7 @@ def build(
     frozen: Annotated[
         bool, typer.Option("--frozen", help="Build only on the bases in imgtool.lock; fail if it is missing or stale.")
     ] = False,
+    network: NetworkOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build a multi-stage image of the app for each server (default: the bundled app on granian)."""
@@ -176,14 +204,17 @@ def build(
         validate_tag(tag.replace("{server}", "server"))
     engine.require_buildx()
     client, plans = _plans(server, all_servers, app_ref, context, base, python, tag, frozen)
+    secrets = _index_secrets(plans[0].config.indexes)
     results = []
     for plan in plans:
         if plan.server.deprecation:
             _notice(plan.server.deprecation)
         if not as_json:
             err.print(f"[bold]building[/] {plan.tag} on {plan.base.ref}", highlight=False)
-        dockerfile = render_dockerfile(plan, "-", ca)
-        result = engine.build_image(client, plan, dockerfile, ca, no_cache, show_progress=not as_json)
+        dockerfile = render_dockerfile(plan, "-", ca, secrets=secrets)
+        result = engine.build_image(
+            client, plan, dockerfile, ca, no_cache, show_progress=not as_json, secrets=secrets, network=network
+        )
         results.append(result)
     if as_json:
         _print_json([asdict(result) for result in results])

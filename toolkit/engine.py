@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import docker.errors
 
 from toolkit.assets import docker_arch
 from toolkit.errors import BuildFailed, EnvironmentProblem, UsageError
+from toolkit.indexes import BuildSecret
 from toolkit.plan import BuildPlan, ServerBasePlan, buildx_argv
 
 LABEL = "imgtool"
@@ -125,13 +127,17 @@ def _buildx(
     ca_cert: Path | None,
     no_cache: bool,
     show_progress: bool,
+    secrets: Sequence[BuildSecret] = (),
+    network: str | None = None,
 ) -> tuple[int, str, float, list[str]]:
     """Run `docker buildx build`: (exit code, image id, seconds, output lines kept for the error message)."""
     with tempfile.TemporaryDirectory(prefix="imgtool-build-") as scratch:
         iidfile = Path(scratch) / "iid"
         progress = "tty" if show_progress and sys.stderr.isatty() else "plain"
         extra = ("--load", f"--progress={progress}", "--iidfile", str(iidfile), *(("--no-cache",) if no_cache else ()))
-        command = buildx_argv(tag, context, assets_context, "-", ca_cert, extra)
+        if network:
+            extra = (*extra, "--network", network)
+        command = buildx_argv(tag, context, assets_context, "-", ca_cert, extra, secrets)
         started = time.monotonic()
         output_lines: list[str] = []
         with subprocess.Popen(
@@ -167,10 +173,24 @@ def build_image(
     ca_cert: Path | None,
     no_cache: bool = False,
     show_progress: bool = True,
+    secrets: Sequence[BuildSecret] = (),
+    network: str | None = None,
 ) -> BuildResult:
-    """Run `docker buildx build`; progress goes to the terminal or is kept for the error message."""
+    """Run `docker buildx build`; progress goes to the terminal or is kept for the error message.
+
+    `secrets`: package-index credentials (toolkit/indexes.py); `network`: the build's network
+    (`host` reaches an index on the host's loopback).
+    """
     returncode, image_id, seconds, output_lines = _buildx(
-        dockerfile, plan.tag, plan.config.context, plan.assets_context, ca_cert, no_cache, show_progress
+        dockerfile,
+        plan.tag,
+        plan.config.context,
+        plan.assets_context,
+        ca_cert,
+        no_cache,
+        show_progress,
+        secrets,
+        network,
     )
     if returncode != 0:
         import_error = _import_check_error(output_lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from toolkit.assets import CONTEXT_NAME
 from toolkit.config import Config, validate_tag
 from toolkit.detect import DependencySource
 from toolkit.errors import UsageError
+from toolkit.indexes import BuildSecret
 from toolkit.servers import ServerSpec
 
 APP_DIR = "/app"
@@ -197,12 +199,16 @@ def buildx_argv(
     dockerfile: str = "-",
     ca_cert: Path | None = None,
     extra: tuple[str, ...] = (),
+    secrets: Sequence[BuildSecret] = (),
 ) -> list[str]:
     """The `docker buildx build` command that builds a rendered Dockerfile: any builder, any engine.
 
-    imgtool's helper files arrive as the named context `imgtool-assets`, the CA bundle as a secret.
+    imgtool's helper files arrive as the named context `imgtool-assets`, the CA bundle as a secret,
+    and package-index credentials (toolkit/indexes.py) as secrets read from the environment or a file.
     """
     argv = ["docker", "buildx", "build", "--build-context", f"{CONTEXT_NAME}={assets_context}"]
     if ca_cert is not None:
         argv += ["--secret", f"id=ca,src={ca_cert}"]
+    for secret in secrets:
+        argv += ["--secret", secret.argument()]
     return [*argv, *extra, "--tag", tag, "--file", dockerfile, str(context)]
