@@ -66,6 +66,14 @@ NetworkOpt = Annotated[
         callback=_network,
     ),
 ]
+WithOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--with",
+        help="Add a backing service (repeatable): postgres, redis; NAME=IMAGE for another image. The app gets "
+        "its connection settings (DATABASE_URL, REDIS_URL, POSTGRES_*) and starts once it is healthy.",
+    ),
+]
 
 
 def _index_secrets(indexes):
@@ -74,6 +82,22 @@ def _index_secrets(indexes):
 
     check_credentials(indexes, os.environ)
     return build_secrets(indexes, netrc_file(os.environ, Path.home()))
+
+
+def _stack_extension(values: list[str] | None):
+    """`--with` services as a function that adds them to a compose model (validated now, applied later)."""
+    from toolkit.services import parse_with, with_services
+
+    selected = parse_with(values)
+    return (lambda model: with_services(model, selected)) if selected else None
+
+
+def _with_index_secrets(extend, secrets):
+    from toolkit.indexes import with_build_secrets
+
+    if not secrets:
+        return extend
+    return lambda model: with_build_secrets(extend(model) if extend else model, secrets)
 
 
 def _print_json(data: object) -> None:
@@ -598,6 +622,7 @@ def compose(
         typer.Option("--profile", help="Put each service in a profile named after its server (and 'all')."),
     ] = False,
     workers: Annotated[int, typer.Option("--workers", help="WEB_CONCURRENCY of every service.")] = 1,
+    with_services: WithOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write a compose file running the app under each server: healthchecks, 127.0.0.1 ports, restarts."""
@@ -610,11 +635,14 @@ def compose(
     stack.check_output(output)
     stack.check_ports(port_base, len(specs))
     stack.check_workers(workers)
+    extend = _stack_extension(with_services)
     client, plans = _plans(server, all_servers, app_ref, context, base, python)
     for plan in plans:
         if plan.server.deprecation:
             _notice(plan.server.deprecation)
     ca = engine.resolve_ca_cert(None) if build_mode else None
+    if build_mode:
+        extend = _with_index_secrets(extend, _index_secrets(plans[0].config.indexes))
     result = stack.emit(
         client,
         plans,
@@ -625,6 +653,7 @@ def compose(
         workers=workers,
         ca_cert=ca,
         notice=_notice,
+        extend=extend,
     )
     if as_json:
         _print_json(asdict(result))

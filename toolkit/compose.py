@@ -406,8 +406,12 @@ def emit(
     workers: int = DEFAULT_WORKERS,
     ca_cert: Path | None = None,
     notice: Callable[[str], None] = lambda message: None,
+    extend: Callable[[dict], dict] | None = None,
 ) -> ComposeResult:
-    """Decide, render, validate and write the compose file (and, in build mode, its Dockerfiles)."""
+    """Decide, render, validate and write the compose file (and, in build mode, its Dockerfiles).
+
+    `extend` takes the model and returns it with more in it (backing services, build secrets).
+    """
     from toolkit.render import render_dockerfile
 
     check_output(output)
@@ -439,6 +443,8 @@ def emit(
             profiles=profiles,
             workers=workers,
         )
+    if extend is not None:
+        model = extend(model)
     write_compose(dump(model), output, files, plans[0].assets_context if build else None)
     ports = host_ports(plans, port_base)
     services = [
@@ -450,6 +456,7 @@ def emit(
             dockerfile=str(build_dir(output) / f"{name}.Dockerfile") if build else None,
         )
         for name, service in model["services"].items()
+        if name in ports
     ]
     return ComposeResult(
         output=str(output),
