@@ -669,6 +669,72 @@ def compose(
 
 
 @app.command(
+    epilog="Examples: imgtool dev · imgtool dev --context ~/src/myproject --with postgres · "
+    "imgtool dev --no-up -o compose.dev.yaml, then: docker compose -f compose.dev.yaml up --build --watch"
+)
+def dev(
+    server: Annotated[
+        str,
+        typer.Option("--server", "-s", help="Server whose reload mode serves the app: uvicorn, granian, hypercorn."),
+    ] = "uvicorn",
+    app_ref: AppOpt = None,
+    context: ContextOpt = None,
+    base: BaseOpt = None,
+    python: PythonOpt = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The dev compose file to write (validated first).")
+    ] = Path("compose.dev.yaml"),
+    port: Annotated[int, typer.Option("--port", help="Host port on 127.0.0.1.")] = 8000,
+    with_services: WithOpt = None,
+    network: NetworkOpt = None,
+    up: Annotated[
+        bool, typer.Option("--up/--no-up", help="--no-up: write the files only (start later with compose).")
+    ] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the app with hot reload: a dev image served by the server's reload mode, under Compose Watch.
+
+    Edits are copied into the running container (no rebuild) and the server reloads; a change to a
+    dependency file rebuilds the image. Ctrl-C stops the stack (volumes and the image are kept).
+    """
+    from toolkit import dev as devmode
+    from toolkit import engine
+    from toolkit.compose import check_output
+    from toolkit.services import parse_with
+
+    devmode.reload_mode(server)
+    output = output.expanduser()
+    check_output(output)
+    devmode.check_port(port)
+    selected = tuple(parse_with(with_services))
+    ca = engine.resolve_ca_cert(None)
+    engine.require_buildx()
+    _, plans = _plans([server], False, app_ref, context, base, python)
+    options = devmode.DevOptions(
+        port=port,
+        network=network,
+        ca_secret_file=str(ca) if ca else None,
+        secrets=_index_secrets(plans[0].config.indexes),
+        services=selected,
+    )
+    result = devmode.emit(plans[0], output, options, ca)
+    if as_json:
+        _print_json(asdict(result))
+    else:
+        err.print(
+            f"wrote {result.output} and {result.dockerfile}; {result.server} --reload on {result.url}/",
+            highlight=False,
+            markup=False,
+        )
+    if not up:
+        err.print(f"start it: docker compose -f {result.output} up --build --watch", highlight=False, markup=False)
+        return
+    code = devmode.run(output, quiet_stdout=as_json)
+    if code != 0:
+        raise typer.Exit(1)
+
+
+@app.command(
     epilog="Examples: imgtool workflow · imgtool workflow --context app -s granian -s uvicorn "
     "-o .github/workflows/images.yml --force"
 )

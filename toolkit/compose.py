@@ -284,8 +284,12 @@ def dump(model: dict) -> str:
         profile_hint=" --profile <server or all>" if "profiles" in first else "",
         graceful=GRACEFUL_TIMEOUT,
     )
-    body = yaml.dump(model, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000, indent=2)
-    return header + body
+    return header + yaml_body(model)
+
+
+def yaml_body(model: dict) -> str:
+    """The model as block-style YAML in the order it was built (shared with toolkit/dev.py)."""
+    return yaml.dump(model, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000, indent=2)
 
 
 # ---- I/O: images, compose validation, writing ----
