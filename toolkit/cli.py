@@ -987,7 +987,8 @@ def _interrupt(signum, frame) -> None:
 def main() -> None:
     signal.signal(signal.SIGINT, _interrupt)
     from rich.markup import escape
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError as ClickUsageError
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+    from typer._click.exceptions import UsageError as ClickUsageError
 
     try:
         code = app(standalone_mode=False, prog_name="imgtool")

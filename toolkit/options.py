@@ -34,6 +34,12 @@ def checked(check: Callable[..., Any], *args: Any) -> Callable[[Any], Any]:
     return callback
 
 
+def template_tag(tag: str) -> str:
+    """A --tag, where `{server}` stands for each server's name."""
+    validate.image_tag(tag.replace("{server}", "server"))
+    return tag
+
+
 def server_name(name: str) -> str:
     from toolkit.servers import get_server
 
@@ -62,7 +68,10 @@ class Generator(StrEnum):
 ServerOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--server", "-s", help="Server to act on (repeatable); `imgtool servers` lists them.", callback=checked(server_name)
+        "--server",
+        "-s",
+        help="Server to act on (repeatable); `imgtool servers` lists them.",
+        callback=checked(server_name),
     ),
 ]
 OneServerOpt = Annotated[
@@ -87,7 +96,9 @@ ContextOpt = Annotated[
 ]
 BaseOpt = Annotated[
     str | None,
-    typer.Option("--base", help="Base image (default: python:<python>-slim).", callback=checked(validate.image_reference)),
+    typer.Option(
+        "--base", help="Base image (default: python:<python>-slim).", callback=checked(validate.image_reference)
+    ),
 ]
 PythonOpt = Annotated[
     str | None,
@@ -100,7 +111,7 @@ TagOpt = Annotated[
         "--tag",
         "-t",
         help="Image tag; with several servers it must contain {server}.",
-        callback=checked(lambda tag: tag if validate.image_tag(tag.replace("{server}", "server")) else tag),
+        callback=checked(template_tag),
     ),
 ]
 CaCertOpt = Annotated[
@@ -115,10 +126,13 @@ CaCertOpt = Annotated[
 ]
 ImageOpt = Annotated[
     list[str] | None,
-    typer.Option("--image", help="Use this image instead (repeatable; any image).", callback=checked(validate.image_reference)),
+    typer.Option(
+        "--image", help="Use this image instead (repeatable; any image).", callback=checked(validate.image_reference)
+    ),
 ]
 HealthPathOpt = Annotated[
-    str | None, typer.Option("--health-path", help="Health route (default: label).", callback=checked(validate.url_path))
+    str | None,
+    typer.Option("--health-path", help="Health route (default: label).", callback=checked(validate.url_path)),
 ]
 PortOpt = Annotated[
     int | None, typer.Option("--port", help="Container port (default: label or 8000).", callback=checked(validate.port))
