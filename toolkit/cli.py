@@ -75,6 +75,57 @@ PythonOpt = Annotated[str | None, typer.Option("--python", help="Python version 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout, nothing else.")]
 
 
+# ---- issue 20: private indexes, backing services, dev mode (options and helpers) ----
+
+
+def _network(value: str | None) -> str | None:
+    if value is not None and value not in ("default", "host", "none"):
+        raise typer.BadParameter(f"{value!r} is not default, host or none")
+    return value
+
+
+NetworkOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--network",
+        help="The build's network: host reaches a package index on this machine's 127.0.0.1 (default: default).",
+        callback=_network,
+    ),
+]
+WithOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--with",
+        help="Add a backing service (repeatable): postgres, redis; NAME=IMAGE for another image. The app gets "
+        "its connection settings (DATABASE_URL, REDIS_URL, POSTGRES_*) and starts once it is healthy.",
+    ),
+]
+
+
+def _index_secrets(indexes):
+    """Package-index credentials as build secrets: from this environment and the netrc file (toolkit/indexes.py)."""
+    from toolkit.indexes import build_secrets, check_credentials, netrc_file
+
+    check_credentials(indexes, os.environ)
+    return build_secrets(indexes, netrc_file(os.environ, Path.home()))
+
+
+def _stack_extension(values: list[str] | None):
+    """`--with` services as a function that adds them to a compose model (validated now, applied later)."""
+    from toolkit.services import parse_with, with_services
+
+    selected = parse_with(values)
+    return (lambda model: with_services(model, selected)) if selected else None
+
+
+def _with_index_secrets(extend, secrets):
+    from toolkit.indexes import with_build_secrets
+
+    if not secrets:
+        return extend
+    return lambda model: with_build_secrets(extend(model) if extend else model, secrets)
+
+
 def _print_json(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
@@ -247,10 +298,7 @@ def build(
         list[str] | None,
         typer.Option("--cache-from", help="Import a build cache (repeatable): buildx syntax or a registry ref."),
     ] = None,
-    network: Annotated[
-        str | None,
-        typer.Option("--network", help="Network of the build's RUN steps: default, host or none."),
-    ] = None,
+    network: NetworkOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build a multi-stage image of the app for each server (default: the bundled app on granian)."""
@@ -300,6 +348,7 @@ def build(
         options = dataclasses.replace(options, epoch=epoch.seconds)
         if not as_json:
             err.print(f"SOURCE_DATE_EPOCH={epoch.seconds}: {epoch.source}", highlight=False, markup=False)
+    options = dataclasses.replace(options, secrets=tuple(_index_secrets(plans[0].config.indexes)))
     results = []
     sboms = {}
     for plan in plans:
@@ -308,7 +357,7 @@ def build(
         if not as_json:
             where = f" with builder {builder}" if builder else ""
             err.print(f"[bold]building[/] {plan.tag} on {plan.base.ref}{where}", highlight=False)
-        dockerfile = render_dockerfile(plan, "-", ca)
+        dockerfile = render_dockerfile(plan, "-", ca, secrets=options.secrets)
         result = engine.build_image(client, plan, dockerfile, ca, options, show_progress=not as_json)
         results.append(result)
         if plan.server.name in sbom_files:
@@ -736,6 +785,7 @@ def compose(
         str,
         typer.Option("--endpoint-mode", help="Swarm: vip (a virtual IP) or dnsrr (DNS round robin, no IPVS needed)."),
     ] = "vip",
+    with_services: WithOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write a compose file running the app under each server: healthchecks, 127.0.0.1 ports, restarts."""
@@ -767,10 +817,13 @@ def compose(
 
         validate_tag(tag.replace("{server}", "server"))
     client, plans = _plans(server, all_servers, app_ref, context, base, python, tag)
+    extend = _stack_extension(with_services)
     for plan in plans:
         if plan.server.deprecation:
             _notice(plan.server.deprecation)
     ca = engine.resolve_ca_cert(None) if build_mode else None
+    if build_mode:
+        extend = _with_index_secrets(extend, _index_secrets(plans[0].config.indexes))
     result = stack.emit(
         client,
         plans,
@@ -783,6 +836,7 @@ def compose(
         notice=_notice,
         start_period=start_period,
         swarm=swarm_options,
+        extend=extend,
     )
     if as_json:
         _print_json(asdict(result))
@@ -877,6 +931,72 @@ def kube(
         out.print(kind, highlight=False, markup=False)
     checked_note = f", valid for Kubernetes {kube_version}" if checked else ""
     err.print(f"wrote {output}{checked_note}; apply it: kubectl apply -f {output}", highlight=False)
+
+
+@app.command(
+    epilog="Examples: imgtool dev · imgtool dev --context ~/src/myproject --with postgres · "
+    "imgtool dev --no-up -o compose.dev.yaml, then: docker compose -f compose.dev.yaml up --build --watch"
+)
+def dev(
+    server: Annotated[
+        str,
+        typer.Option("--server", "-s", help="Server whose reload mode serves the app: uvicorn, granian, hypercorn."),
+    ] = "uvicorn",
+    app_ref: AppOpt = None,
+    context: ContextOpt = None,
+    base: BaseOpt = None,
+    python: PythonOpt = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The dev compose file to write (validated first).")
+    ] = Path("compose.dev.yaml"),
+    port: Annotated[int, typer.Option("--port", help="Host port on 127.0.0.1.")] = 8000,
+    with_services: WithOpt = None,
+    network: NetworkOpt = None,
+    up: Annotated[
+        bool, typer.Option("--up/--no-up", help="--no-up: write the files only (start later with compose).")
+    ] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the app with hot reload: a dev image served by the server's reload mode, under Compose Watch.
+
+    Edits are copied into the running container (no rebuild) and the server reloads; a change to a
+    dependency file rebuilds the image. Ctrl-C stops the stack (volumes and the image are kept).
+    """
+    from toolkit import dev as devmode
+    from toolkit import engine
+    from toolkit.compose import check_output
+    from toolkit.services import parse_with
+
+    devmode.reload_mode(server)
+    output = output.expanduser()
+    check_output(output)
+    devmode.check_port(port)
+    selected = tuple(parse_with(with_services))
+    ca = engine.resolve_ca_cert(None)
+    engine.require_buildx()
+    _, plans = _plans([server], False, app_ref, context, base, python)
+    options = devmode.DevOptions(
+        port=port,
+        network=network,
+        ca_secret_file=str(ca) if ca else None,
+        secrets=_index_secrets(plans[0].config.indexes),
+        services=selected,
+    )
+    result = devmode.emit(plans[0], output, options, ca)
+    if as_json:
+        _print_json(asdict(result))
+    else:
+        err.print(
+            f"wrote {result.output} and {result.dockerfile}; {result.server} --reload on {result.url}/",
+            highlight=False,
+            markup=False,
+        )
+    if not up:
+        err.print(f"start it: docker compose -f {result.output} up --build --watch", highlight=False, markup=False)
+        return
+    code = devmode.run(output, quiet_stdout=as_json)
+    if code != 0:
+        raise typer.Exit(1)
 
 
 @app.command(

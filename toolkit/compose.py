@@ -420,7 +420,7 @@ def dump(model: dict) -> str:
     """
     build = any("build" in service for service in model["services"].values())
     first = next(iter(model["services"].values()))
-    body = yaml.dump(model, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000, indent=2)
+    body = yaml_body(model)
     if "deploy" in first:
         return _SWARM_HEADER.format(version=__version__, network=SWARM_NETWORK, graceful=GRACEFUL_TIMEOUT) + body
     header = _HEADER.format(
@@ -434,6 +434,11 @@ def dump(model: dict) -> str:
         graceful=GRACEFUL_TIMEOUT,
     )
     return header + body
+
+
+def yaml_body(model: dict) -> str:
+    """The model as block-style YAML in the order it was built (shared with toolkit/dev.py)."""
+    return yaml.dump(model, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000, indent=2)
 
 
 # ---- I/O: images, compose validation, writing ----
@@ -583,8 +588,12 @@ def emit(
     notice: Callable[[str], None] = lambda message: None,
     start_period: int = HEALTH_START_PERIOD,
     swarm: SwarmOptions | None = None,
+    extend: Callable[[dict], dict] | None = None,
 ) -> ComposeResult:
-    """Decide, render, validate and write the compose file (and, in build mode, its Dockerfiles)."""
+    """Decide, render, validate and write the compose file (and, in build mode, its Dockerfiles).
+
+    `extend` takes the model and returns it with more in it (backing services, build secrets).
+    """
     from toolkit.render import render_dockerfile
 
     check_output(output)
@@ -633,6 +642,8 @@ def emit(
             workers=workers,
             start_period=start_period,
         )
+    if extend is not None:
+        model = extend(model)
     write_compose(dump(model), output, files, plans[0].assets_context if build else None)
     ports = host_ports(plans, port_base)
     services = [
@@ -644,6 +655,7 @@ def emit(
             dockerfile=str(build_dir(output) / f"{name}.Dockerfile") if build else None,
         )
         for name, service in model["services"].items()
+        if name in ports
     ]
     return ComposeResult(
         output=str(output),

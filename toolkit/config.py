@@ -10,6 +10,7 @@ from pathlib import Path
 from toolkit import IMAGES_DIR
 from toolkit.detect import PYPROJECT, REQUIREMENTS, DependencySource, dependency_source, detect_app
 from toolkit.errors import UsageError
+from toolkit.indexes import IndexConfig, index_config
 
 BUNDLED_APP_CONTEXT = IMAGES_DIR / "app"
 DEFAULT_PYTHON = "3.11"
@@ -41,6 +42,9 @@ _KNOWN_KEYS = {
     "env",
     "build-args",
     "exclude",
+    # Private package indexes (toolkit/indexes.py); credentials only ever from the environment.
+    "index-url",
+    "extra-index-url",
 }
 # "reference": the app serves the bundled app's routes (/info, /ws, /stream, /slow), so the
 # smoke suite can check every protocol; "generic": only the health path is known.
@@ -69,6 +73,8 @@ class Config:
     exclude: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     build_args: dict[str, str] = field(default_factory=dict)
+    # Package indexes the build's uv uses besides (or instead of) PyPI: [tool.imgtool] and [[tool.uv.index]].
+    indexes: IndexConfig = field(default_factory=IndexConfig)
     # The context has a src/ directory (its packages are importable from there).
     src_layout: bool = False
     # Where each setting came from: "default", "pyproject", "flag" or "detected (...)".
@@ -232,6 +238,9 @@ def load_config(
         raise UsageError(f"[tool.imgtool] routes = {routes!r} is not one of {', '.join(ROUTE_PROFILES)}")
 
     deps = dependency_source(context, pyproject)
+    indexes = index_config(settings, pyproject)
+    if indexes:
+        origins["indexes"] = "pyproject"
     origins["dependencies"] = f"detected ({deps.summary})"
     project = pyproject.get("project", {})
     if "name" not in settings and project.get("name"):
@@ -253,6 +262,7 @@ def load_config(
         exclude=_exclude(settings),
         env=_string_table(settings, "env", _RESERVED_ENV),
         build_args=_string_table(settings, "build-args"),
+        indexes=indexes,
         src_layout=(context / "src").is_dir(),
         origins=origins,
     )
@@ -274,6 +284,7 @@ def describe_config(config: Config, servers: tuple[str, ...], servers_origin: st
         "env": config.env,
         "build-args": config.build_args,
         "routes": config.routes,
+        "indexes": [f"{index.name}={index.url}" for index in config.indexes.indexes],
         "name": config.app_name,
         "dependencies": config.deps.summary,
     }

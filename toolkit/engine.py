@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import docker.errors
 
 from toolkit.assets import docker_arch
 from toolkit.errors import BuildFailed, EnvironmentProblem, UsageError
+from toolkit.indexes import BuildSecret
 from toolkit.plan import BuildOptions, BuildPlan, ServerBasePlan, buildx_argv
 
 LABEL = "imgtool"
@@ -303,13 +305,14 @@ def _buildx(
     flags: tuple[str, ...],
     show_progress: bool,
     docker_context: str | None = None,
+    secrets: Sequence[BuildSecret] = (),
 ) -> _Built:
     """Run `docker buildx build` with the Dockerfile on stdin; the image id, pushed digest and output lines."""
     with tempfile.TemporaryDirectory(prefix="imgtool-build-") as scratch:
         iidfile, metadata = Path(scratch) / "iid", Path(scratch) / "metadata.json"
         progress = "tty" if show_progress and sys.stderr.isatty() else "plain"
         extra = (*flags, f"--progress={progress}", "--iidfile", str(iidfile), "--metadata-file", str(metadata))
-        command = buildx_argv(tag, context, assets_context, "-", ca_cert, extra, docker_context)
+        command = buildx_argv(tag, context, assets_context, "-", ca_cert, extra, docker_context, secrets=secrets)
         started = time.monotonic()
         output_lines: list[str] = []
         with subprocess.Popen(
@@ -390,6 +393,7 @@ def build_image(
         options.flags(plan.server.name),
         show_progress,
         options.docker_context,
+        options.secrets,
     )
     _raise_for_build(plan, built)
     return _result(client, plan.server.name, plan.tag, built, options)
@@ -421,6 +425,7 @@ def _build_reproducible(
             exporting.flags(plan.server.name),
             show_progress,
             options.docker_context,
+            options.secrets,
         )
         _raise_for_build(plan, built)
         digests = oci_digests(archive)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from toolkit.assets import CONTEXT_NAME
 from toolkit.config import Config, validate_tag
 from toolkit.detect import DependencySource
 from toolkit.errors import UsageError
+from toolkit.indexes import BuildSecret
 from toolkit.servers import ServerSpec
 
 APP_DIR = "/app"
@@ -225,6 +227,8 @@ class BuildOptions:
     epoch: int | None = None
     # Where the image goes instead of --load/--push (a reproducible build's OCI archive).
     output: tuple[str, ...] = ()
+    # Package-index credentials (toolkit/indexes.py), passed as BuildKit secrets.
+    secrets: tuple[BuildSecret, ...] = ()
 
     def flags(self, server: str) -> tuple[str, ...]:
         argv: list[str] = []
@@ -292,13 +296,17 @@ def buildx_argv(
     ca_cert: Path | None = None,
     extra: tuple[str, ...] = (),
     docker_context: str | None = None,
+    secrets: Sequence[BuildSecret] = (),
 ) -> list[str]:
     """The `docker buildx build` command that builds a rendered Dockerfile: any builder, any engine.
 
-    imgtool's helper files arrive as the named context `imgtool-assets`, the CA bundle as a secret.
+    imgtool's helper files arrive as the named context `imgtool-assets`, the CA bundle as a secret,
+    and package-index credentials (toolkit/indexes.py) as secrets read from the environment or a file.
     """
     selector = ["--context", docker_context] if docker_context else []
     argv = ["docker", *selector, "buildx", "build", "--build-context", f"{CONTEXT_NAME}={assets_context}"]
     if ca_cert is not None:
         argv += ["--secret", f"id=ca,src={ca_cert}"]
+    for secret in secrets:
+        argv += ["--secret", secret.argument()]
     return [*argv, *extra, "--tag", tag, "--file", dockerfile, str(context)]

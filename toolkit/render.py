@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 
 import jinja2
 
 from toolkit import IMAGES_DIR, __version__
+from toolkit.indexes import BuildSecret, build_secrets
 from toolkit.plan import BuildPlan, ServerBasePlan, buildx_argv
 
 _ENV = jinja2.Environment(
@@ -32,21 +34,37 @@ _ENV.filters["assignments"] = _assignments
 _ENV.filters["shquote"] = shlex.quote
 
 
-def _command(plan: BuildPlan | ServerBasePlan, context: Path, dockerfile: str, ca_cert: Path | None) -> str:
-    argv = buildx_argv(plan.tag, context, plan.assets_context, dockerfile, ca_cert, extra=("--load",))
+def _command(
+    plan: BuildPlan | ServerBasePlan,
+    context: Path,
+    dockerfile: str,
+    ca_cert: Path | None,
+    secrets: Sequence[BuildSecret] = (),
+) -> str:
+    argv = buildx_argv(plan.tag, context, plan.assets_context, dockerfile, ca_cert, ("--load",), secrets=secrets)
     return shlex.join(argv)
 
 
 def render_dockerfile(
-    plan: BuildPlan, dockerfile: str = "Dockerfile", ca_cert: Path | None = None, template: str = "Dockerfile.j2"
+    plan: BuildPlan,
+    dockerfile: str = "Dockerfile",
+    ca_cert: Path | None = None,
+    template: str = "Dockerfile.j2",
+    secrets: Sequence[BuildSecret] | None = None,
 ) -> str:
-    """The Dockerfile text; its header names the `docker buildx build` command that builds it from `dockerfile`."""
+    """The Dockerfile text; its header names the `docker buildx build` command that builds it from `dockerfile`.
+
+    `secrets`: the package-index secrets the build passes (default: the project's index credentials
+    from the environment, without a netrc file).
+    """
+    if secrets is None:
+        secrets = build_secrets(plan.config.indexes, None)
     context = {field: getattr(plan, field) for field in plan.__dataclass_fields__}
     return _ENV.get_template(template).render(
         version=__version__,
         deps=plan.deps,
         pythonpath=plan.pythonpath,
-        build_command=_command(plan, plan.config.context, dockerfile, ca_cert),
+        build_command=_command(plan, plan.config.context, dockerfile, ca_cert, secrets),
         **context,
     )
 
