@@ -15,10 +15,11 @@ import docker.models.images
 import docker.utils
 
 from toolkit.config import Config
-from toolkit.engine import LABEL, image_exists
+from toolkit.containers import LABEL, PYTHON_LABEL, SERVER_BASE_LABEL, SERVER_LABEL
+from toolkit.engine import image_exists
 from toolkit.errors import EnvironmentProblem, UsageError
 from toolkit.lock import LOCK_FILE, LockEntry, lock_key, lock_path, read_lock, stale_reason
-from toolkit.plan import SERVER_BASE_LABEL, BaseImage
+from toolkit.plan import BaseImage
 
 # Debian bookworm's python3 is 3.11: the only version the offline base can provide.
 BOOTSTRAP_PYTHON = "3.11"
@@ -267,7 +268,7 @@ def registry_digest(client: docker.DockerClient, ref: str) -> tuple[str | None, 
 
 def _local_server_base(client: docker.DockerClient, server: str, python: str) -> docker.models.images.Image | None:
     """The newest local per-server base for (server, python), under any registry name."""
-    filters = {"label": [f"{SERVER_BASE_LABEL}=server", f"imgtool.server={server}", f"imgtool.python={python}"]}
+    filters = {"label": [f"{SERVER_BASE_LABEL}=server", f"{SERVER_LABEL}={server}", f"{PYTHON_LABEL}={python}"]}
     images = client.images.list(filters=filters)
     return max(images, key=lambda image: image.attrs.get("Created", ""), default=None)
 
@@ -378,7 +379,7 @@ def _locked_base(
                 )
             raise _registry_problem(entry.pinned, reason, "pull the locked base")
     labels = client.images.get(by_digest).labels or {}
-    if labels.get(SERVER_BASE_LABEL) != "server" or labels.get("imgtool.server") != server:
+    if labels.get(SERVER_BASE_LABEL) != "server" or labels.get(SERVER_LABEL) != server:
         raise UsageError(
             f"{LOCK_FILE} entry {lock_key(server, python)} names {entry.ref}, which is not an imgtool base for "
             f"{server}: run `imgtool base build --server {server}`, push it and `imgtool base lock` again"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 from contextlib import contextmanager
@@ -257,11 +256,12 @@ def test_images(
     """Run each image and prove health and every protocol its server claims; exit 1 on any failure."""
     from toolkit import engine
     from toolkit.config import load_config
+    from toolkit.containers import current_run_id
     from toolkit.plan import default_tag
     from toolkit.servers import PROTOCOLS, select_servers
     from toolkit.smoke import CHECKS, Report
     from toolkit.smoke import report as render
-    from toolkit.smoke.runner import Runner, describe_image, new_run_id
+    from toolkit.smoke.runner import Runner, describe_image
 
     for name in protocol or []:
         if name not in PROTOCOLS:
@@ -291,8 +291,7 @@ def test_images(
     client = engine.connect()
     images = [describe_image(client, ref, health_path, port, protocol, environment) for ref in refs]
     report = Report()
-    # IMGTOOL_RUN_ID lets a caller (CI, a test session) find and clean exactly its own containers.
-    run_id = os.environ.get("IMGTOOL_RUN_ID") or new_run_id()
+    run_id = current_run_id()
     with Runner(client, run_id, timeout=timeout) as runner, err.status("starting") as status:
         for subject in images:
             report.servers.append(
@@ -338,7 +337,7 @@ def base_list(as_json: JsonOpt = False) -> None:
     """Show the base images present locally that imgtool can build on."""
     from toolkit import engine
     from toolkit.base import BOOTSTRAP_IMAGE, describe
-    from toolkit.plan import SERVER_BASE_LABEL
+    from toolkit.containers import LABEL, SERVER_BASE_LABEL
 
     client = engine.connect()
     names = [
@@ -347,7 +346,7 @@ def base_list(as_json: JsonOpt = False) -> None:
         for tag in image.tags
         if tag.startswith("python:")
         or tag == BOOTSTRAP_IMAGE
-        or (image.labels or {}).get(engine.LABEL) == "base"
+        or (image.labels or {}).get(LABEL) == "base"
         or (image.labels or {}).get(SERVER_BASE_LABEL) == "server"
     ]
     bases = [describe(client, name) for name in sorted(set(names))]
@@ -821,9 +820,9 @@ def bench(
     from toolkit import bench as b
     from toolkit import engine
     from toolkit.config import load_config
+    from toolkit.containers import current_run_id
     from toolkit.plan import default_tag
     from toolkit.servers import select_servers
-    from toolkit.smoke.runner import new_run_id
 
     seconds = b.parse_duration(duration)
     if not path.startswith("/"):
@@ -852,8 +851,7 @@ def bench(
         generators={k: v for k, v in generators.items() if k == "http1" or any(s.h2c for s in subjects)},
         server_cpus=b.SERVER_CPUS,
         load_cpus=",".join(map(str, sorted(cpus))) if cpus else "any",
-        # IMGTOOL_RUN_ID lets a caller (CI, a test session) find and clean exactly its own containers.
-        run_id=os.environ.get("IMGTOOL_RUN_ID") or new_run_id(),
+        run_id=current_run_id(),
     )
     with b.Bench(client, report.run_id, via) as runner, err.status("starting") as status:
         for subject in subjects:

@@ -28,6 +28,7 @@ import yaml
 
 from toolkit import __version__
 from toolkit.assets import CONTEXT_NAME, copy_beside
+from toolkit.containers import APP_LABEL, LABEL, SERVER_LABEL, VERSION_LABEL
 from toolkit.errors import EnvironmentProblem, UsageError
 from toolkit.plan import BuildPlan
 from toolkit.servers import GRACEFUL_TIMEOUT
@@ -175,10 +176,10 @@ def _service(
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges:true"],
             "labels": {
-                "imgtool": "compose",
-                "imgtool.server": plan.server.name,
-                "imgtool.app": plan.config.app,
-                "imgtool.version": __version__,
+                LABEL: "compose",
+                SERVER_LABEL: plan.server.name,
+                APP_LABEL: plan.config.app,
+                VERSION_LABEL: __version__,
             },
         }
     )

@@ -21,7 +21,6 @@ from toolkit.assets import docker_arch
 from toolkit.errors import BuildFailed, EnvironmentProblem, UsageError
 from toolkit.plan import BuildPlan, ServerBasePlan, buildx_argv
 
-LABEL = "imgtool"
 # Named build contexts and Dockerfile heredocs in the engine's built-in BuildKit; `docker save` as OCI.
 MIN_ENGINE = (25, 0)
 # `docker compose build` (compose 2.40) refuses older buildx plugins.

@@ -8,6 +8,18 @@ from pathlib import Path
 from toolkit import __version__
 from toolkit.assets import CONTEXT_NAME
 from toolkit.config import Config, validate_tag
+from toolkit.containers import (
+    APP_LABEL,
+    HEALTH_PATH_LABEL,
+    PACKAGES_LABEL,
+    PORT_LABEL,
+    PROTOCOLS_LABEL,
+    PYTHON_LABEL,
+    ROUTES_LABEL,
+    SERVER_BASE_LABEL,
+    SERVER_LABEL,
+    VERSION_LABEL,
+)
 from toolkit.detect import DependencySource
 from toolkit.errors import UsageError
 from toolkit.servers import ServerSpec
@@ -103,13 +115,13 @@ def make_plan(
         "org.opencontainers.image.title": config.app_name,
         "org.opencontainers.image.description": f"{config.app} served by {server.summary}",
         "org.opencontainers.image.base.name": base.name,
-        "imgtool.version": __version__,
-        "imgtool.app": config.app,
-        "imgtool.server": server.name,
-        "imgtool.protocols": ",".join(sorted(server.protocols)),
-        "imgtool.port": str(config.port),
-        "imgtool.health-path": config.health_path,
-        "imgtool.routes": config.routes,
+        VERSION_LABEL: __version__,
+        APP_LABEL: config.app,
+        SERVER_LABEL: server.name,
+        PROTOCOLS_LABEL: ",".join(sorted(server.protocols)),
+        PORT_LABEL: str(config.port),
+        HEALTH_PATH_LABEL: config.health_path,
+        ROUTES_LABEL: config.routes,
     }
     if base.digest:
         labels["org.opencontainers.image.base.digest"] = base.digest
@@ -139,7 +151,6 @@ def make_plan(
 
 # `imgtool base build`: a per-server base, <registry>/imgtool-base:<server>-py<X.Y>.
 SERVER_BASE_REPOSITORY = "imgtool-base"
-SERVER_BASE_LABEL = "imgtool.base"
 
 
 def server_base_ref(registry: str, server: str, python: str) -> str:
@@ -172,10 +183,10 @@ def make_server_base_plan(
         "org.opencontainers.image.version": f"{server.name}-py{python}-imgtool{__version__}",
         "org.opencontainers.image.base.name": root.name,
         SERVER_BASE_LABEL: "server",
-        "imgtool.version": __version__,
-        "imgtool.server": server.name,
-        "imgtool.python": python,
-        "imgtool.packages": " ".join(server.packages),
+        VERSION_LABEL: __version__,
+        SERVER_LABEL: server.name,
+        PYTHON_LABEL: python,
+        PACKAGES_LABEL: " ".join(server.packages),
     }
     if root.digest:
         labels["org.opencontainers.image.base.digest"] = root.digest
