@@ -2,8 +2,8 @@
 
 `compose_model` is pure (plans and options in, a dict out); `dump` turns it into the text people
 read and keep; `write_compose` is the only I/O: it validates a temporary file beside the target with
-`docker compose -f FILE config --quiet` and renames it into place, so an invalid result is an
-error and never a file.
+`docker compose -f FILE config --quiet` before renaming it into place (toolkit.files), so an invalid
+result is an error and never a file.
 
 Two ways to name what runs:
   image mode (default)  `image: imgtool-<app>:<server>`, the images `imgtool build` made
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from toolkit import __version__
 from toolkit.assets import CONTEXT_NAME, copy_beside
 from toolkit.containers import APP_LABEL, LABEL, SERVER_LABEL, VERSION_LABEL
 from toolkit.errors import EnvironmentProblem, UsageError
+from toolkit.files import write_text_atomic
 from toolkit.plan import BuildPlan
 from toolkit.servers import GRACEFUL_TIMEOUT
 
@@ -353,24 +353,6 @@ def validate(path: Path) -> None:
         )
 
 
-def _atomic_write(path: Path, text: str, mode: int) -> None:
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _file_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def write_compose(text: str, output: Path, files: Mapping[Path, str] | None = None, assets: Path | None = None) -> None:
     """Validate `text` as a temporary file beside `output`, write `files` (Dockerfiles) and the
     `assets` context's copy, then rename.
@@ -378,22 +360,16 @@ def write_compose(text: str, output: Path, files: Mapping[Path, str] | None = No
     On any failure the temporary file is removed and `output` is untouched.
     """
     require_compose()
-    mode = _file_mode()
-    fd, temporary = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(text)
-        validate(Path(temporary))
+
+    def validate_then_write_beside(temporary: Path) -> None:
+        validate(temporary)
         for path, content in (files or {}).items():
             path.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(path, content, mode)
+            write_text_atomic(path, content)
         if assets is not None:
             copy_beside(assets, assets_dir(output))
-        os.replace(temporary, output)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+
+    write_text_atomic(output, text, before_replace=validate_then_write_beside)
 
 
 def emit(

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from toolkit.errors import UsageError
+from toolkit.files import write_text_atomic
 
 LOCK_FILE = "imgtool.lock"
 LOCK_VERSION = 1
@@ -138,8 +139,4 @@ def dump_lock(lock: Lock) -> str:
 
 def write_lock(context: Path, lock: Lock) -> Path:
     """Write atomically: a build reading the lock never sees half a file."""
-    path = lock_path(context)
-    scratch = path.with_name(f".{LOCK_FILE}.tmp")
-    scratch.write_text(dump_lock(lock))
-    scratch.replace(path)
-    return path
+    return write_text_atomic(lock_path(context), dump_lock(lock))

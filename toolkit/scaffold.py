@@ -6,7 +6,6 @@ user's file without `force`. `plan_init` is pure (paths and texts in, changes ou
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import tomllib
@@ -17,6 +16,7 @@ from pathlib import Path
 from toolkit import IMAGES_DIR, __version__
 from toolkit.assets import CONTEXT_NAME
 from toolkit.errors import UsageError
+from toolkit.files import write_text_atomic
 from toolkit.plan import BuildPlan
 from toolkit.render import _ENV
 
@@ -108,9 +108,7 @@ def plan_init(context: Path, table: str, force: bool = False) -> list[FileChange
 def apply(changes: Sequence[FileChange]) -> None:
     for change in changes:
         if change.writes:
-            temporary = change.path.with_name(f".{change.path.name}.imgtool-tmp")
-            temporary.write_text(change.text)
-            os.replace(temporary, change.path)
+            write_text_atomic(change.path, change.text)
 
 
 # ---- docker-bake.hcl ----

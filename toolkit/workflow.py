@@ -22,6 +22,7 @@ from toolkit import DISTRIBUTION, IMAGES_DIR, __version__, assets
 from toolkit.assets import docker_arch
 from toolkit.config import _PYTHON_RE
 from toolkit.errors import ImgtoolError, UsageError
+from toolkit.files import write_text_atomic
 from toolkit.servers import SERVERS
 
 TEMPLATE = "workflow.yml.j2"
@@ -115,8 +116,7 @@ def write_workflow(output: Path, text: str, force: bool = False) -> Path:
     if output.exists() and not output.is_file():
         raise UsageError(f"{output} is not a file: pass -o with a file path")
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
-    return output
+    return write_text_atomic(output, text)
 
 
 def stage_assets(dest: Path, platforms: tuple[str, ...] = PLATFORMS) -> Path:
