@@ -451,7 +451,7 @@ def base_build(
         if not as_json:
             err.print(f"[bold]building[/] {plan.tag} on {root.ref}", highlight=False)
         dockerfile = render_base_dockerfile(plan, "-", ca)
-        results.append(engine.build_server_base(client, plan, dockerfile, ca, no_cache, not as_json))
+        results.append(engine.build_image(client, plan, dockerfile, ca, no_cache, not as_json))
     if as_json:
         _print_json([asdict(result) for result in results])
         return

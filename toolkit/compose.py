@@ -28,6 +28,7 @@ import yaml
 from toolkit import __version__
 from toolkit.assets import CONTEXT_NAME, copy_beside
 from toolkit.containers import APP_LABEL, LABEL, SERVER_LABEL, VERSION_LABEL
+from toolkit.engine import cli_version
 from toolkit.errors import EnvironmentProblem, UsageError
 from toolkit.files import write_text_atomic
 from toolkit.plan import BuildPlan
@@ -323,11 +324,7 @@ def image_refs(client, plans: Sequence[BuildPlan], notice: Callable[[str], None]
 
 
 def require_compose() -> None:
-    try:
-        ok = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        ok = False
-    if not ok:
+    if cli_version("compose", "version") is None:
         raise EnvironmentProblem(
             "docker compose (v2) is not installed: run scripts/provision-docker or install the compose plugin"
         )

@@ -43,14 +43,20 @@ def connect() -> docker.DockerClient:
     return client
 
 
-def buildx_version() -> str | None:
-    """The buildx plugin's version (`0.29.1`), or None where `docker buildx` does not answer."""
+def cli_version(*args: str) -> str | None:
+    """The first line `docker ARGS` prints (e.g. `docker compose version`), or None where it does not answer."""
     try:
-        result = subprocess.run(["docker", "buildx", "version"], capture_output=True, text=True, timeout=30)
+        result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    words = result.stdout.split()
-    return words[1].removeprefix("v") if result.returncode == 0 and len(words) > 1 else None
+    lines = result.stdout.strip().splitlines()
+    return lines[0] if result.returncode == 0 and lines else None
+
+
+def buildx_version() -> str | None:
+    """The buildx plugin's version (`0.29.1`), or None where `docker buildx` does not answer."""
+    words = (cli_version("buildx", "version") or "").split()
+    return words[1].removeprefix("v") if len(words) > 1 else None
 
 
 def buildx_problem(version: str | None) -> str | None:
@@ -116,21 +122,24 @@ def resolve_ca_cert(ca_cert: Path | None) -> Path | None:
     return ca_cert.resolve()
 
 
-def _buildx(
+def build_image(
+    client: docker.DockerClient,
+    plan: BuildPlan | ServerBasePlan,
     dockerfile: str,
-    tag: str,
-    context: Path,
-    assets_context: Path,
     ca_cert: Path | None,
-    no_cache: bool,
-    show_progress: bool,
-) -> tuple[int, str, float, list[str]]:
-    """Run `docker buildx build`: (exit code, image id, seconds, output lines kept for the error message)."""
+    no_cache: bool = False,
+    show_progress: bool = True,
+) -> BuildResult:
+    """Run `docker buildx build` for an app's image or a per-server base (`imgtool base build`, which needs
+    no files: its context is an empty directory). Progress goes to the terminal or is kept for the error."""
+    app_context = plan.config.context if isinstance(plan, BuildPlan) else None
     with tempfile.TemporaryDirectory(prefix="imgtool-build-") as scratch:
+        context = app_context or Path(scratch, "empty-context")
+        context.mkdir(exist_ok=True)
         iidfile = Path(scratch) / "iid"
         progress = "tty" if show_progress and sys.stderr.isatty() else "plain"
         extra = ("--load", f"--progress={progress}", "--iidfile", str(iidfile), *(("--no-cache",) if no_cache else ()))
-        command = buildx_argv(tag, context, assets_context, "-", ca_cert, extra)
+        command = buildx_argv(plan.tag, context, plan.assets_context, "-", ca_cert, extra)
         started = time.monotonic()
         output_lines: list[str] = []
         with subprocess.Popen(
@@ -156,47 +165,13 @@ def _buildx(
                 raise
         seconds = time.monotonic() - started
         image_id = iidfile.read_text().strip() if process.returncode == 0 else ""
-    return process.returncode, image_id, seconds, output_lines
-
-
-def build_image(
-    client: docker.DockerClient,
-    plan: BuildPlan,
-    dockerfile: str,
-    ca_cert: Path | None,
-    no_cache: bool = False,
-    show_progress: bool = True,
-) -> BuildResult:
-    """Run `docker buildx build`; progress goes to the terminal or is kept for the error message."""
-    returncode, image_id, seconds, output_lines = _buildx(
-        dockerfile, plan.tag, plan.config.context, plan.assets_context, ca_cert, no_cache, show_progress
-    )
-    if returncode != 0:
+    if process.returncode != 0:
         import_error = _import_check_error(output_lines)
-        if import_error:
+        if import_error and isinstance(plan, BuildPlan):
             raise UsageError(
                 f"{plan.config.app} cannot be imported in the image ({import_error}): "
                 "fix the app or add the missing dependency"
             )
-        raise BuildFailed(f"building {plan.tag} failed: {_build_error(output_lines)}")
-    image = client.images.get(image_id)
-    return BuildResult(plan.server.name, plan.tag, image_id, image.attrs["Size"], seconds)
-
-
-def build_server_base(
-    client: docker.DockerClient,
-    plan: ServerBasePlan,
-    dockerfile: str,
-    ca_cert: Path | None,
-    no_cache: bool = False,
-    show_progress: bool = True,
-) -> BuildResult:
-    """Build a per-server base (`imgtool base build`); it needs no files, so the context is empty."""
-    with tempfile.TemporaryDirectory(prefix="imgtool-base-context-") as context:
-        returncode, image_id, seconds, output_lines = _buildx(
-            dockerfile, plan.tag, Path(context), plan.assets_context, ca_cert, no_cache, show_progress
-        )
-    if returncode != 0:
         raise BuildFailed(f"building {plan.tag} failed: {_build_error(output_lines)}")
     image = client.images.get(image_id)
     return BuildResult(plan.server.name, plan.tag, image_id, image.attrs["Size"], seconds)
