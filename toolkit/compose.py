@@ -32,6 +32,7 @@ from toolkit.engine import cli_version
 from toolkit.errors import EnvironmentProblem, UsageError
 from toolkit.files import write_text_atomic
 from toolkit.plan import BuildPlan
+from toolkit.refs import digest_under
 from toolkit.servers import GRACEFUL_TIMEOUT
 
 DEFAULT_PORT_BASE = 8001
@@ -306,14 +307,9 @@ def image_refs(client, plans: Sequence[BuildPlan], notice: Callable[[str], None]
         except docker.errors.ImageNotFound:
             missing.append(plan.server.name)
         else:
-            repository = plan.tag.rsplit(":", 1)[0] if ":" in plan.tag.rsplit("/", 1)[-1] else plan.tag
-            digests = sorted(
-                entry.split("@", 1)[1]
-                for entry in image.attrs.get("RepoDigests") or []
-                if entry.split("@", 1)[0] == repository
-            )
-            if digests:
-                ref = f"{plan.tag}@{digests[0]}"
+            digest = digest_under(image, plan.tag)
+            if digest:
+                ref = f"{plan.tag}@{digest}"
         refs[plan.server.name] = ref
     if missing:
         notice(

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from toolkit.errors import UsageError
 from toolkit.files import write_text_atomic
+from toolkit.refs import repository_of
 
 LOCK_FILE = "imgtool.lock"
 LOCK_VERSION = 1
@@ -52,8 +53,7 @@ class LockEntry:
     @property
     def repository(self) -> str:
         """`ref` without its tag (a port's colon is not a tag's)."""
-        name, _, tag = self.ref.rpartition(":")
-        return name if name and "/" not in tag else self.ref
+        return repository_of(self.ref)
 
     @property
     def pinned(self) -> str:

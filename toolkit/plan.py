@@ -22,6 +22,7 @@ from toolkit.containers import (
 )
 from toolkit.detect import DependencySource
 from toolkit.errors import UsageError
+from toolkit.refs import repository_of
 from toolkit.servers import ServerSpec
 
 APP_DIR = "/app"
@@ -54,8 +55,7 @@ class BaseImage:
         if not self.digest:
             return self.name
         if self.server_base:
-            repository, _, tag = self.name.rpartition(":")
-            return f"{repository if repository and '/' not in tag else self.name}@{self.digest}"
+            return f"{repository_of(self.name)}@{self.digest}"
         return f"{self.name}@{self.digest}"
 
 
