@@ -21,6 +21,7 @@ import os
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import yaml
@@ -81,11 +82,18 @@ class ServiceSummary:
     dockerfile: str | None = None
 
 
+class Mode(StrEnum):
+    """How the compose file names what runs (see the module's docstring)."""
+
+    IMAGE = "image"
+    BUILD = "build"
+
+
 @dataclass(frozen=True)
 class ComposeResult:
     output: str
     project: str
-    mode: str
+    mode: Mode
     profiles: bool
     services: list[ServiceSummary] = field(default_factory=list)
     dockerfiles: list[str] = field(default_factory=list)
@@ -424,7 +432,7 @@ def emit(
     return ComposeResult(
         output=str(output),
         project=model["name"],
-        mode="build" if build else "image",
+        mode=Mode.BUILD if build else Mode.IMAGE,
         profiles=profiles,
         services=services,
         dockerfiles=[str(path) for path in files],
