@@ -49,9 +49,6 @@ HEALTH_INTERVAL = "2s"
 HEALTH_TIMEOUT = "3s"
 HEALTH_RETRIES = 3
 HEALTH_START_PERIOD = "30s"
-# Every server here execs as PID 1 (launch.py), handles SIGTERM itself and reaps its own workers,
-# so none needs an init process; a server that does is named here and gets `init: true`.
-NEEDS_INIT: frozenset[str] = frozenset()
 ALL_PROFILE = "all"
 CA_SECRET = "ca"
 
@@ -172,7 +169,7 @@ def _service(
         service["pull_policy"] = "missing" if "@sha256:" in service["image"] else "never"
     if profiles:
         service["profiles"] = [plan.server.name, ALL_PROFILE]
-    if plan.server.name in NEEDS_INIT:
+    if plan.server.needs_init:
         service["init"] = True
     service.update(
         {

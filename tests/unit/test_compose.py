@@ -85,14 +85,14 @@ def test_one_server_yaml_text():
     assert yaml.safe_load(text) == compose.compose_model(plans_for("uvicorn"))
 
 
-# ---- five servers ----
+# ---- every server ----
 
 
-def test_five_servers_in_registry_order_on_distinct_loopback_ports():
+def test_every_server_in_registry_order_on_distinct_loopback_ports():
     model = compose.compose_model(plans_for())
-    assert list(model["services"]) == ["uvicorn", "hypercorn", "daphne", "granian", "gunicorn"]
+    assert list(model["services"]) == list(SERVERS)
     bindings = [service["ports"] for service in model["services"].values()]
-    assert bindings == [[f"127.0.0.1:{8001 + index}:8000"] for index in range(5)]
+    assert bindings == [[f"127.0.0.1:{8001 + index}:8000"] for index in range(len(SERVERS))]
     for name, service in model["services"].items():
         assert service["image"] == f"imgtool-reference-app:{name}"
         assert service["healthcheck"]["test"][0] == "CMD"
@@ -102,11 +102,12 @@ def test_five_servers_in_registry_order_on_distinct_loopback_ports():
 def test_port_base_moves_every_port():
     model = compose.compose_model(plans_for(), port_base=20000)
     ports = [service["ports"][0] for service in model["services"].values()]
-    assert ports == [f"127.0.0.1:{port}:8000" for port in range(20000, 20005)]
-    assert compose.host_ports(plans_for(), 20000) == dict(zip(SERVERS, range(20000, 20005), strict=True))
+    ports_range = range(20000, 20000 + len(SERVERS))
+    assert ports == [f"127.0.0.1:{port}:8000" for port in ports_range]
+    assert compose.host_ports(plans_for(), 20000) == dict(zip(SERVERS, ports_range, strict=True))
 
 
-def test_five_servers_yaml_round_trips_and_is_deterministic():
+def test_every_server_yaml_round_trips_and_is_deterministic():
     plans = plans_for()
     first = compose.dump(compose.compose_model(plans))
     second = compose.dump(compose.compose_model(plans_for()))
