@@ -766,7 +766,8 @@ def bake(
     """Write a docker-bake.hcl with a target per server (Dockerfiles beside it under .imgtool/)."""
     from toolkit import engine, scaffold
     from toolkit.assets import copy_beside
-    from toolkit.compose import assets_dir, check_output
+    from toolkit.buildfiles import assets_dir
+    from toolkit.compose import check_output
 
     output = output.expanduser()
     check_output(output)

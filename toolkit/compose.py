@@ -11,13 +11,13 @@ Two ways to name what runs:
   build mode (--build)  `build:` with the app's context and the Dockerfile `imgtool render` prints,
                         written to `.imgtool/<file stem>/<server>.Dockerfile` beside the compose file,
                         and imgtool's helper files as the named context `imgtool-assets`
-                        (`additional_contexts`), copied to `.imgtool/assets/`: plain `docker compose
-                        build` works with any builder, on any machine the directory travels to.
+                        (`additional_contexts`), copied to `.imgtool/assets/` (toolkit.buildfiles):
+                        plain `docker compose build` works with any builder, on any machine the
+                        directory travels to.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,12 +26,12 @@ from pathlib import Path
 
 import yaml
 
-from toolkit import __version__
-from toolkit.assets import CONTEXT_NAME, copy_beside
+from toolkit import __version__, buildfiles
+from toolkit.assets import CONTEXT_NAME
+from toolkit.buildfiles import BuildRef
 from toolkit.containers import APP_LABEL, LABEL, SERVER_LABEL, VERSION_LABEL
 from toolkit.engine import cli_version
 from toolkit.errors import EnvironmentProblem, UsageError
-from toolkit.files import write_text_atomic
 from toolkit.plan import BuildPlan
 from toolkit.refs import digest_under
 from toolkit.servers import GRACEFUL_TIMEOUT
@@ -42,7 +42,6 @@ DEFAULT_WORKERS = 1
 # Host ports below this need privileges (and a root or specially configured engine).
 MIN_HOST_PORT = 1024
 MAX_PORT = 65535
-BUILD_DIR = ".imgtool"
 # Docker sends SIGKILL after the grace period: give the server its whole drain time, plus margin.
 STOP_GRACE_SECONDS = GRACEFUL_TIMEOUT + 5
 HEALTH_INTERVAL = "2s"
@@ -59,15 +58,6 @@ _HEADER = """\
 # Ports are published on 127.0.0.1 only. stop_grace_period is the servers' graceful-shutdown
 # timeout ({graceful} s) plus 5 s. The root filesystem is read-only with a tmpfs on /tmp.
 """
-
-
-@dataclass(frozen=True)
-class BuildRef:
-    """Where compose finds a service's build, as written in the file."""
-
-    context: str  # relative to the compose file's directory (or absolute)
-    dockerfile: str  # relative to the context (or absolute), as the Compose Specification reads it
-    assets: str  # the imgtool-assets context, relative to the compose file's directory (or absolute)
 
 
 @dataclass(frozen=True)
@@ -232,39 +222,6 @@ def compose_model(
     return model
 
 
-def build_dir(output: Path) -> Path:
-    """Where build mode puts its Dockerfiles: `.imgtool/<compose file stem>/` beside the compose file."""
-    return output.parent / BUILD_DIR / output.stem
-
-
-def assets_dir(output: Path) -> Path:
-    """Where build mode and bake files keep their copy of the imgtool-assets context."""
-    return output.parent / BUILD_DIR / "assets"
-
-
-def build_refs(plans: Sequence[BuildPlan], output: Path) -> dict[str, BuildRef]:
-    """Context and Dockerfile paths for build mode.
-
-    Relative when they lie inside the compose file's directory (the tree can move as a whole;
-    compose reads `context` from the file's directory and `dockerfile` from the context),
-    absolute otherwise, so a file in /tmp never says ../../work/... .
-    """
-    home = Path(os.path.abspath(output.parent))
-    directory = Path(os.path.abspath(build_dir(output)))
-    assets = os.path.relpath(os.path.abspath(assets_dir(output)), home)
-    refs = {}
-    for plan in plans:
-        context = Path(os.path.abspath(plan.config.context))
-        dockerfile = directory / f"{plan.server.name}.Dockerfile"
-        inside = context.is_relative_to(home)
-        refs[plan.server.name] = BuildRef(
-            context=(os.path.relpath(context, home) if inside else str(context)),
-            dockerfile=(os.path.relpath(dockerfile, context) if inside else str(dockerfile)),
-            assets=assets,
-        )
-    return refs
-
-
 # ---- YAML ----
 
 
@@ -358,16 +315,7 @@ def write_compose(text: str, output: Path, files: Mapping[Path, str] | None = No
     On any failure the temporary file is removed and `output` is untouched.
     """
     require_compose()
-
-    def validate_then_write_beside(temporary: Path) -> None:
-        validate(temporary)
-        for path, content in (files or {}).items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(path, content)
-        if assets is not None:
-            copy_beside(assets, assets_dir(output))
-
-    write_text_atomic(output, text, before_replace=validate_then_write_beside)
+    buildfiles.write(output, text, files or {}, assets, check=validate)
 
 
 def emit(
@@ -383,25 +331,16 @@ def emit(
     notice: Callable[[str], None] = lambda message: None,
 ) -> ComposeResult:
     """Decide, render, validate and write the compose file (and, in build mode, its Dockerfiles)."""
-    from toolkit.render import render_dockerfile
-
     check_output(output)
     check_ports(port_base, len(plans))
     check_workers(workers)
     files: dict[Path, str] = {}
     if build:
-        refs = build_refs(plans, output)
-        directory = build_dir(output)
-        files = {
-            directory / f"{plan.server.name}.Dockerfile": render_dockerfile(
-                plan, str(directory / f"{plan.server.name}.Dockerfile"), ca_cert
-            )
-            for plan in plans
-        }
+        files = buildfiles.dockerfiles(plans, output, ca_cert)
         model = compose_model(
             plans,
             port_base=port_base,
-            builds=refs,
+            builds=buildfiles.build_refs(plans, output),
             ca_secret_file=str(ca_cert) if ca_cert is not None else None,
             profiles=profiles,
             workers=workers,
@@ -422,7 +361,7 @@ def emit(
             port=ports[name],
             url=f"http://127.0.0.1:{ports[name]}",
             image=service.get("image"),
-            dockerfile=str(build_dir(output) / f"{name}.Dockerfile") if build else None,
+            dockerfile=str(buildfiles.dockerfile_path(output, name)) if build else None,
         )
         for name, service in model["services"].items()
     ]

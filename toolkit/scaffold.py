@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from toolkit import IMAGES_DIR, __version__
+from toolkit import IMAGES_DIR, __version__, buildfiles
 from toolkit.assets import CONTEXT_NAME
 from toolkit.errors import UsageError
 from toolkit.files import write_text_atomic
@@ -147,10 +147,7 @@ def bake_command(output: Path, targets: Sequence[BakeTarget], ca_cert: Path | No
 
 def bake_file(plans: Sequence[BuildPlan], output: Path, ca_cert: Path | None) -> tuple[str, dict[Path, str]]:
     """The bake file's text and the Dockerfiles it names (written beside it under .imgtool/)."""
-    from toolkit.compose import build_dir, build_refs
-    from toolkit.render import render_dockerfile
-
-    refs = build_refs(plans, output)
+    refs = buildfiles.build_refs(plans, output)
     targets = [
         BakeTarget(
             plan.server.name,
@@ -161,11 +158,7 @@ def bake_file(plans: Sequence[BuildPlan], output: Path, ca_cert: Path | None) ->
         )
         for plan in plans
     ]
-    dockerfiles = {
-        path: render_dockerfile(plan, str(path), ca_cert)
-        for plan in plans
-        for path in [build_dir(output) / f"{plan.server.name}.Dockerfile"]
-    }
+    dockerfiles = buildfiles.dockerfiles(plans, output, ca_cert)
     text = get_template("docker-bake.hcl.j2").render(
         version=__version__,
         command=bake_command(output, targets, ca_cert),

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from toolkit import compose
+from toolkit import buildfiles, compose
 from toolkit.config import BUNDLED_APP_CONTEXT, load_config
 from toolkit.errors import EnvironmentProblem, UsageError
 from toolkit.plan import BaseImage, make_plan
@@ -191,8 +191,8 @@ def test_image_refs_pin_only_digests_of_the_same_repository():
 
 def test_build_mode_paths_inside_the_repository_are_relative(tmp_path):
     output = REPO / "compose.yaml"
-    refs = compose.build_refs(plans_for("granian"), output)
-    assert refs["granian"] == compose.BuildRef(
+    refs = buildfiles.build_refs(plans_for("granian"), output)
+    assert refs["granian"] == buildfiles.BuildRef(
         context="images/app", dockerfile="../../.imgtool/compose/granian.Dockerfile", assets=".imgtool/assets"
     )
     # compose resolves context from the file's directory and dockerfile from the context
@@ -201,14 +201,14 @@ def test_build_mode_paths_inside_the_repository_are_relative(tmp_path):
 
 
 def test_build_mode_paths_outside_are_absolute(tmp_path):
-    refs = compose.build_refs(plans_for("granian"), tmp_path / "stack.yaml")
+    refs = buildfiles.build_refs(plans_for("granian"), tmp_path / "stack.yaml")
     assert refs["granian"].context == str(BUNDLED_APP_CONTEXT.resolve())
     assert refs["granian"].dockerfile == str(tmp_path / ".imgtool" / "stack" / "granian.Dockerfile")
 
 
 def test_build_mode_model(tmp_path):
     plans = plans_for()
-    refs = compose.build_refs(plans, tmp_path / "compose.yaml")
+    refs = buildfiles.build_refs(plans, tmp_path / "compose.yaml")
     model = compose.compose_model(plans, builds=refs, ca_secret_file="/etc/ssl/certs/ca-certificates.crt")
     assert model["secrets"] == {"ca": {"file": "/etc/ssl/certs/ca-certificates.crt"}}
     for name, service in model["services"].items():
