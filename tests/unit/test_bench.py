@@ -7,6 +7,8 @@ on CPU 1); the error one is wrk against a socket that answers 503 or closes at o
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -314,3 +316,18 @@ def test_pick_generators(monkeypatch):
     assert bench.pick_generators("httpx") == {"http1": "httpx", "h2c": "httpx"}
     with pytest.raises(UsageError, match="--generator"):
         bench.pick_generators("ab")
+
+
+def test_the_clis_choices_load_neither_httpx_nor_docker():
+    """The CLI's options name Generator and Via at start-up: that must not cost the load generators' imports."""
+    code = "import sys, toolkit.bench.choices; print(sorted(m for m in ('httpx', 'docker') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_package_names_what_the_cli_and_benchmarks_use():
+    for name in bench.__all__:
+        assert getattr(bench, name) is not None
+    assert bench.median([4, 1, 2, 3]) == 2.5  # statistics' own
+    with pytest.raises(AttributeError):
+        _ = bench.no_such_name

@@ -14,11 +14,11 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from enum import StrEnum
 
 import httpx
 
-from toolkit.bench.parse import LoadResult, Tool, parse_h2load, parse_wrk, summarize_requests
+from toolkit.bench.choices import Generator, Tool
+from toolkit.bench.parse import LoadResult, parse_h2load, parse_wrk, summarize_requests
 from toolkit.errors import EnvironmentProblem, UsageError
 
 # The server's container runs on CPU 0 (cpuset), the load generator on CPU 1.
@@ -28,24 +28,6 @@ WARMUP_SECONDS = 1.0
 HEALTH_TIMEOUT = 30.0
 # h2 load: connections x streams per connection = the HTTP/1.1 concurrency.
 H2_STREAMS = 8
-
-
-class Generator(StrEnum):
-    """`--generator`: wrk and h2load when installed (auto) or required (wrk), or the built-in httpx one."""
-
-    auto = "auto"
-    wrk = "wrk"
-    httpx = "httpx"
-
-
-class Via(StrEnum):
-    """`--via`: where the load is sent."""
-
-    # The container's own address, as a load balancer's would be.
-    bridge = "bridge"
-    # Its 127.0.0.1 port, i.e. Docker's userland proxy, which costs the fastest server about a quarter
-    # of its throughput on a 2-core machine (measured).
-    published = "published"
 
 
 class BenchFailure(Exception):

@@ -11,18 +11,9 @@ import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from enum import StrEnum
 
+from toolkit.bench.choices import Tool
 from toolkit.errors import UsageError
-
-
-class Tool(StrEnum):
-    """The program that generated a load (the report names it: the built-in one's figures are a floor)."""
-
-    WRK = "wrk"  # HTTP/1.1
-    H2LOAD = "h2load"  # h2c
-    HTTPX = "httpx"  # built in: asyncio + httpx, either protocol
-
 
 _UNITS_MS = {"us": 0.001, "µs": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from toolkit.bench.parse import LoadResult, Tool
+from toolkit.bench.choices import Tool
+from toolkit.bench.parse import LoadResult
 from toolkit.errors import UsageError
 
 

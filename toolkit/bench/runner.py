@@ -12,8 +12,8 @@ import docker
 import docker.errors
 
 from toolkit import containers
-from toolkit.bench.load import SERVER_CPUS, BenchFailure, Via, measure_url, wait_for_200
-from toolkit.bench.parse import Tool
+from toolkit.bench.choices import Tool, Via
+from toolkit.bench.load import SERVER_CPUS, BenchFailure, measure_url, wait_for_200
 from toolkit.bench.procs import count_workers, read_processes, rss_bytes, server_processes, settled_workers
 from toolkit.bench.report import BenchResult
 from toolkit.containers import Container, Role
