@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Self
 
 import docker
 import docker.errors
@@ -164,6 +165,32 @@ def remove_test_containers(client: docker.DockerClient, run_id: str | None = Non
         with contextlib.suppress(docker.errors.NotFound):
             container.remove(force=True, v=True)
     return len(found)
+
+
+class Run:
+    """The containers of one run (`imgtool test`, `imgtool bench`), as a context manager: each started with
+    the run's labels, all removed when it ends. Ctrl-C can land between the engine creating a container and
+    `run` returning it: the label finds what no context manager got to see."""
+
+    kind = "test"  # the second word of the containers' names
+
+    def __init__(self, client: docker.DockerClient, run_id: str):
+        self.client = client
+        self.run_id = run_id
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        remove_test_containers(self.client, self.run_id)
+
+    def start(
+        self, ref: str, role: Role, port: int, subject: str, **options
+    ) -> contextlib.AbstractContextManager[Container]:
+        """`run_container` for this run."""
+        return run_container(
+            self.client, ref, run_id=self.run_id, role=role, port=port, subject=subject, kind=self.kind, **options
+        )
 
 
 # ---- addresses ----

@@ -45,39 +45,23 @@ def subject_for(client: docker.DockerClient, ref: str) -> Subject:
     )
 
 
-class Bench:
+class Bench(containers.Run):
     """Starts, measures and removes containers; everything it started carries the run id label."""
 
+    kind = "bench"
+
     def __init__(self, client: docker.DockerClient, run_id: str, via: str = Via.bridge):
-        self.client = client
-        self.run_id = run_id
+        super().__init__(client, run_id)
         self.via = Via(via)
 
-    def __enter__(self) -> Bench:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        # Ctrl-C can land between the engine creating a container and `run` returning it.
-        containers.remove_test_containers(self.client, self.run_id)
-
-    @contextlib.contextmanager
-    def container(self, subject: Subject, role: Role = Role.BENCH, **options) -> Iterator[Container]:
+    def container(
+        self, subject: Subject, role: Role = Role.BENCH, **options
+    ) -> contextlib.AbstractContextManager[Container]:
         """A started container of the subject on CPU 0 (unless `options` say otherwise), always removed."""
-        run_options = {"cpuset_cpus": SERVER_CPUS, **options}
+        run_options = {"cpuset_cpus": SERVER_CPUS, "environment": dict(subject.environment), **options}
         if subject.command is not None:
             run_options["command"] = list(subject.command)
-        with containers.run_container(
-            self.client,
-            subject.ref,
-            run_id=self.run_id,
-            role=role,
-            port=subject.port,
-            subject=subject.name,
-            kind="bench",
-            environment=dict(subject.environment),
-            **run_options,
-        ) as container:
-            yield container
+        return self.start(subject.ref, role, subject.port, subject.name, **run_options)
 
     @contextlib.contextmanager
     def start_healthy(self, subject: Subject, **options) -> Iterator[tuple[Container, str, float]]:

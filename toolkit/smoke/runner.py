@@ -21,8 +21,9 @@ import trustme
 from cryptography.hazmat.primitives import serialization
 
 from toolkit import containers
-from toolkit.containers import TEST_LABEL as TEST_LABEL  # benchmarks/run.py imports it from here
-from toolkit.containers import Role, remove_test_containers
+from toolkit.containers import TEST_LABEL as TEST_LABEL  # re-exported: benchmarks/run.py imports it here
+from toolkit.containers import Role
+from toolkit.containers import remove_test_containers as remove_test_containers  # re-exported, likewise
 from toolkit.servers import ServerSpec
 from toolkit.smoke import checks
 from toolkit.smoke.checks import CheckFailure, Target
@@ -108,36 +109,19 @@ def plan_checks(image: ImageUnderTest, selected: set[str]) -> dict[str, str | No
     return decisions
 
 
-class Runner:
+class Runner(containers.Run):
     def __init__(self, client: docker.DockerClient, run_id: str, timeout: float = 20.0, stop_timeout: float = 10.0):
-        self.client = client
-        self.run_id = run_id
+        super().__init__(client, run_id)
         self.timeout = timeout
         self.stop_timeout = stop_timeout
-
-    def __enter__(self) -> Runner:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        # Ctrl-C can land between the engine creating a container and `run` returning it:
-        # the label finds what no context manager got to see.
-        remove_test_containers(self.client, self.run_id)
 
     @contextlib.contextmanager
     def container(self, image: ImageUnderTest, role: Role, **options) -> Iterator[containers.Container]:
         """A started container that is always removed, with its logs kept in `self.logs`."""
         options["environment"] = {**image.environment, **options.get("environment", {})}
-        with containers.run_container(
-            self.client,
-            image.ref,
-            run_id=self.run_id,
-            role=role,
-            port=image.port,
-            subject=image.name,
-            # Same test command as the image's HEALTHCHECK, polled faster than the image's default.
-            healthcheck={"interval": 250_000_000},
-            **options,
-        ) as container:
+        # Same test command as the image's HEALTHCHECK, polled faster than the image's default.
+        options["healthcheck"] = {"interval": 250_000_000}
+        with self.start(image.ref, role, image.port, image.name, **options) as container:
             try:
                 yield container
             finally:
