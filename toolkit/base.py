@@ -12,13 +12,14 @@ from pathlib import Path
 import docker
 import docker.errors
 import docker.models.images
-import docker.utils
 
 from toolkit.config import Config
-from toolkit.engine import LABEL, image_exists
+from toolkit.containers import LABEL, PYTHON_LABEL, SERVER_BASE_LABEL, SERVER_LABEL
+from toolkit.engine import image_exists
 from toolkit.errors import EnvironmentProblem, UsageError
 from toolkit.lock import LOCK_FILE, LockEntry, lock_key, lock_path, read_lock, stale_reason
-from toolkit.plan import SERVER_BASE_LABEL, BaseImage
+from toolkit.plan import BaseImage
+from toolkit.refs import digest_under, split_ref
 
 # Debian bookworm's python3 is 3.11: the only version the offline base can provide.
 BOOTSTRAP_PYTHON = "3.11"
@@ -33,41 +34,20 @@ def official_base(python: str) -> str:
 
 def describe(client: docker.DockerClient, name: str) -> BaseImage:
     image = client.images.get(name)
-    # Only a digest under this very name pins it: the same image pushed elsewhere (a local registry)
-    # has a RepoDigest under that other name, which `FROM name@digest` would look for in vain.
-    repository = docker.utils.parse_repository_tag(name)[0]
-    digests = sorted(
-        digest
-        for entry in image.attrs.get("RepoDigests") or []
-        for named, _, digest in [entry.partition("@")]
-        if digest and _same_repository(named, repository)
-    )
     labels = image.labels or {}
     return BaseImage(
         name=name,
-        digest=digests[0] if digests else None,
+        # A name with a digest is pinned already.
+        digest=None if "@" in name else digest_under(image, name),
         bootstrapped=labels.get(LABEL) == "base",
         server_base=labels.get(SERVER_BASE_LABEL) == "server",
     )
 
 
-def _same_repository(a: str, b: str) -> bool:
-    """`python` and `docker.io/library/python` name the same repository."""
-
-    def canonical(name: str) -> str:
-        first = name.split("/", 1)[0]
-        if "/" not in name or ("." not in first and ":" not in first and first != "localhost"):
-            name = f"docker.io/{name if '/' in name else 'library/' + name}"
-        return name
-
-    return canonical(a) == canonical(b)
-
-
 def pull(client: docker.DockerClient, name: str) -> str | None:
     """Pull `name`; the daemon's reason on failure, None on success."""
-    repository, _, tag = name.partition(":") if "@" not in name else (name, "", "")
     try:
-        client.images.pull(repository, tag=tag or None)
+        client.images.pull(*split_ref(name))
     except docker.errors.APIError as exc:
         return (exc.explanation or str(exc)).splitlines()[0]
     return None
@@ -232,29 +212,13 @@ def _registry_problem(ref: str, reason: str, action: str) -> EnvironmentProblem:
     return EnvironmentProblem(f"cannot {action} {ref} ({reason}): check the registry {registry}")
 
 
-def split_ref(ref: str) -> tuple[str, str]:
-    """(repository, tag or digest) of `name:tag` or `name@sha256:...`; a port's colon is not a tag's."""
-    if "@" in ref:
-        repository, _, digest = ref.partition("@")
-        return repository.rsplit(":", 1)[0] if ":" in repository.rsplit("/", 1)[-1] else repository, digest
-    name, _, tag = ref.rpartition(":")
-    if name and "/" not in tag:
-        return name, tag
-    return ref, "latest"
-
-
 def repo_digest(client: docker.DockerClient, ref: str) -> str | None:
     """The registry digest the local image `ref` was pushed as or pulled by (RepoDigests), if any."""
-    repository, _ = split_ref(ref)
     try:
         image = client.images.get(ref)
     except docker.errors.ImageNotFound:
         return None
-    for entry in image.attrs.get("RepoDigests") or []:
-        name, _, digest = entry.partition("@")
-        if name == repository:
-            return digest
-    return None
+    return digest_under(image, ref)
 
 
 def registry_digest(client: docker.DockerClient, ref: str) -> tuple[str | None, str | None]:
@@ -267,7 +231,7 @@ def registry_digest(client: docker.DockerClient, ref: str) -> tuple[str | None, 
 
 def _local_server_base(client: docker.DockerClient, server: str, python: str) -> docker.models.images.Image | None:
     """The newest local per-server base for (server, python), under any registry name."""
-    filters = {"label": [f"{SERVER_BASE_LABEL}=server", f"imgtool.server={server}", f"imgtool.python={python}"]}
+    filters = {"label": [f"{SERVER_BASE_LABEL}=server", f"{SERVER_LABEL}={server}", f"{PYTHON_LABEL}={python}"]}
     images = client.images.list(filters=filters)
     return max(images, key=lambda image: image.attrs.get("Created", ""), default=None)
 
@@ -378,7 +342,7 @@ def _locked_base(
                 )
             raise _registry_problem(entry.pinned, reason, "pull the locked base")
     labels = client.images.get(by_digest).labels or {}
-    if labels.get(SERVER_BASE_LABEL) != "server" or labels.get("imgtool.server") != server:
+    if labels.get(SERVER_BASE_LABEL) != "server" or labels.get(SERVER_LABEL) != server:
         raise UsageError(
             f"{LOCK_FILE} entry {lock_key(server, python)} names {entry.ref}, which is not an imgtool base for "
             f"{server}: run `imgtool base build --server {server}`, push it and `imgtool base lock` again"

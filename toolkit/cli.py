@@ -424,11 +424,12 @@ def test_images(
     """Run each image and prove health and every protocol its server claims; exit 1 on any failure."""
     from toolkit import engine
     from toolkit.config import load_config
+    from toolkit.containers import current_run_id
     from toolkit.plan import default_tag
     from toolkit.servers import PROTOCOLS, select_servers
     from toolkit.smoke import CHECKS, Report
     from toolkit.smoke import report as render
-    from toolkit.smoke.runner import Runner, describe_image, new_run_id
+    from toolkit.smoke.runner import Runner, describe_image
 
     for name in protocol or []:
         if name not in PROTOCOLS:
@@ -458,8 +459,7 @@ def test_images(
     client = engine.connect()
     images = [describe_image(client, ref, health_path, port, protocol, environment) for ref in refs]
     report = Report()
-    # IMGTOOL_RUN_ID lets a caller (CI, a test session) find and clean exactly its own containers.
-    run_id = os.environ.get("IMGTOOL_RUN_ID") or new_run_id()
+    run_id = current_run_id()
     with Runner(client, run_id, timeout=timeout) as runner, err.status("starting") as status:
         for subject in images:
             report.servers.append(
@@ -505,7 +505,7 @@ def base_list(as_json: JsonOpt = False) -> None:
     """Show the base images present locally that imgtool can build on."""
     from toolkit import engine
     from toolkit.base import BOOTSTRAP_IMAGE, describe
-    from toolkit.plan import SERVER_BASE_LABEL
+    from toolkit.containers import LABEL, SERVER_BASE_LABEL
 
     client = engine.connect()
     names = [
@@ -514,7 +514,7 @@ def base_list(as_json: JsonOpt = False) -> None:
         for tag in image.tags
         if tag.startswith("python:")
         or tag == BOOTSTRAP_IMAGE
-        or (image.labels or {}).get(engine.LABEL) == "base"
+        or (image.labels or {}).get(LABEL) == "base"
         or (image.labels or {}).get(SERVER_BASE_LABEL) == "server"
     ]
     bases = [describe(client, name) for name in sorted(set(names))]
@@ -601,7 +601,7 @@ def base_build(
     from toolkit import engine
     from toolkit.base import resolve_base, validate_python, validate_registry
     from toolkit.config import DEFAULT_PYTHON
-    from toolkit.plan import make_server_base_plan
+    from toolkit.plan import BuildOptions, make_server_base_plan
     from toolkit.render import render_base_dockerfile
     from toolkit.servers import select_servers
 
@@ -619,7 +619,7 @@ def base_build(
         if not as_json:
             err.print(f"[bold]building[/] {plan.tag} on {root.ref}", highlight=False)
         dockerfile = render_base_dockerfile(plan, "-", ca)
-        results.append(engine.build_server_base(client, plan, dockerfile, ca, no_cache, not as_json))
+        results.append(engine.build_image(client, plan, dockerfile, ca, BuildOptions(no_cache=no_cache), not as_json))
     if as_json:
         _print_json([asdict(result) for result in results])
         return
@@ -1133,7 +1133,8 @@ def bake(
     """Write a docker-bake.hcl with a target per server (Dockerfiles beside it under .imgtool/)."""
     from toolkit import engine, scaffold
     from toolkit.assets import copy_beside
-    from toolkit.compose import assets_dir, check_output
+    from toolkit.buildfiles import assets_dir
+    from toolkit.compose import check_output
 
     output = output.expanduser()
     check_output(output)
@@ -1187,9 +1188,9 @@ def bench(
     from toolkit import bench as b
     from toolkit import engine
     from toolkit.config import load_config
+    from toolkit.containers import current_run_id
     from toolkit.plan import default_tag
     from toolkit.servers import select_servers
-    from toolkit.smoke.runner import new_run_id
 
     seconds = b.parse_duration(duration)
     if not path.startswith("/"):
@@ -1218,8 +1219,7 @@ def bench(
         generators={k: v for k, v in generators.items() if k == "http1" or any(s.h2c for s in subjects)},
         server_cpus=b.SERVER_CPUS,
         load_cpus=",".join(map(str, sorted(cpus))) if cpus else "any",
-        # IMGTOOL_RUN_ID lets a caller (CI, a test session) find and clean exactly its own containers.
-        run_id=os.environ.get("IMGTOOL_RUN_ID") or new_run_id(),
+        run_id=current_run_id(),
     )
     with b.Bench(client, report.run_id, via) as runner, err.status("starting") as status:
         for subject in subjects:

@@ -2,8 +2,8 @@
 
 `compose_model` is pure (plans and options in, a dict out); `dump` turns it into the text people
 read and keep; `write_compose` is the only I/O: it validates a temporary file beside the target with
-`docker compose -f FILE config --quiet` and renames it into place, so an invalid result is an
-error and never a file.
+`docker compose -f FILE config --quiet` before renaming it into place (toolkit.files), so an invalid
+result is an error and never a file.
 
 Two ways to name what runs:
   image mode (default)  `image: imgtool-<app>:<server>`, the images `imgtool build` made
@@ -11,8 +11,9 @@ Two ways to name what runs:
   build mode (--build)  `build:` with the app's context and the Dockerfile `imgtool render` prints,
                         written to `.imgtool/<file stem>/<server>.Dockerfile` beside the compose file,
                         and imgtool's helper files as the named context `imgtool-assets`
-                        (`additional_contexts`), copied to `.imgtool/assets/`: plain `docker compose
-                        build` works with any builder, on any machine the directory travels to.
+                        (`additional_contexts`), copied to `.imgtool/assets/` (toolkit.buildfiles):
+                        plain `docker compose build` works with any builder, on any machine the
+                        directory travels to.
 
 Swarm mode (--swarm) writes the same services for `docker stack deploy`: a `deploy:` section (replicas,
 start-first rolling updates that roll back by themselves, restart policy, CPU and memory limits the
@@ -24,20 +25,23 @@ file is checked with `docker stack config` as well as `docker compose config`.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import yaml
 
-from toolkit import __version__
-from toolkit.assets import CONTEXT_NAME, copy_beside
+from toolkit import __version__, buildfiles
+from toolkit.assets import CONTEXT_NAME
+from toolkit.buildfiles import BuildRef
+from toolkit.containers import APP_LABEL, LABEL, SERVER_LABEL, VERSION_LABEL
+from toolkit.engine import cli_version
 from toolkit.errors import EnvironmentProblem, UsageError
 from toolkit.plan import BuildPlan
+from toolkit.refs import digest_under
 from toolkit.servers import GRACEFUL_TIMEOUT
 
 DEFAULT_PORT_BASE = 8001
@@ -46,7 +50,6 @@ DEFAULT_WORKERS = 1
 # Host ports below this need privileges (and a root or specially configured engine).
 MIN_HOST_PORT = 1024
 MAX_PORT = 65535
-BUILD_DIR = ".imgtool"
 # Docker sends SIGKILL after the grace period: give the server its whole drain time, plus margin.
 STOP_GRACE_SECONDS = GRACEFUL_TIMEOUT + 5
 HEALTH_INTERVAL = "2s"
@@ -56,9 +59,6 @@ HEALTH_START_PERIOD = 30
 # Docker 25+: during the start period the check runs this often, so a new task is healthy ~1 s after it listens.
 HEALTH_START_INTERVAL = "1s"
 MAX_START_PERIOD = 600
-# Every server here execs as PID 1 (launch.py), handles SIGTERM itself and reaps its own workers,
-# so none needs an init process; a server that does is named here and gets `init: true`.
-NEEDS_INIT: frozenset[str] = frozenset()
 ALL_PROFILE = "all"
 CA_SECRET = "ca"
 
@@ -97,15 +97,6 @@ _HEADER = """\
 
 
 @dataclass(frozen=True)
-class BuildRef:
-    """Where compose finds a service's build, as written in the file."""
-
-    context: str  # relative to the compose file's directory (or absolute)
-    dockerfile: str  # relative to the context (or absolute), as the Compose Specification reads it
-    assets: str  # the imgtool-assets context, relative to the compose file's directory (or absolute)
-
-
-@dataclass(frozen=True)
 class ServiceSummary:
     server: str
     port: int
@@ -114,11 +105,19 @@ class ServiceSummary:
     dockerfile: str | None = None
 
 
+class Mode(StrEnum):
+    """How the compose file names what runs (see the module's docstring)."""
+
+    IMAGE = "image"
+    BUILD = "build"
+    SWARM = "swarm"
+
+
 @dataclass(frozen=True)
 class ComposeResult:
     output: str
     project: str
-    mode: str
+    mode: Mode
     profiles: bool
     services: list[ServiceSummary] = field(default_factory=list)
     dockerfiles: list[str] = field(default_factory=list)
@@ -290,7 +289,7 @@ def _service(
         service["pull_policy"] = "missing" if "@sha256:" in service["image"] else "never"
     if profiles:
         service["profiles"] = [plan.server.name, ALL_PROFILE]
-    if plan.server.name in NEEDS_INIT:
+    if plan.server.needs_init:
         service["init"] = True
     service.update(
         {
@@ -304,10 +303,10 @@ def _service(
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges:true"],
             "labels": {
-                "imgtool": "compose",
-                "imgtool.server": plan.server.name,
-                "imgtool.app": plan.config.app,
-                "imgtool.version": __version__,
+                LABEL: "compose",
+                SERVER_LABEL: plan.server.name,
+                APP_LABEL: plan.config.app,
+                VERSION_LABEL: __version__,
             },
         }
     )
@@ -368,39 +367,6 @@ def compose_model(
     if builds is not None and ca_secret_file is not None:
         model["secrets"] = {CA_SECRET: {"file": ca_secret_file}}
     return model
-
-
-def build_dir(output: Path) -> Path:
-    """Where build mode puts its Dockerfiles: `.imgtool/<compose file stem>/` beside the compose file."""
-    return output.parent / BUILD_DIR / output.stem
-
-
-def assets_dir(output: Path) -> Path:
-    """Where build mode and bake files keep their copy of the imgtool-assets context."""
-    return output.parent / BUILD_DIR / "assets"
-
-
-def build_refs(plans: Sequence[BuildPlan], output: Path) -> dict[str, BuildRef]:
-    """Context and Dockerfile paths for build mode.
-
-    Relative when they lie inside the compose file's directory (the tree can move as a whole;
-    compose reads `context` from the file's directory and `dockerfile` from the context),
-    absolute otherwise, so a file in /tmp never says ../../work/... .
-    """
-    home = Path(os.path.abspath(output.parent))
-    directory = Path(os.path.abspath(build_dir(output)))
-    assets = os.path.relpath(os.path.abspath(assets_dir(output)), home)
-    refs = {}
-    for plan in plans:
-        context = Path(os.path.abspath(plan.config.context))
-        dockerfile = directory / f"{plan.server.name}.Dockerfile"
-        inside = context.is_relative_to(home)
-        refs[plan.server.name] = BuildRef(
-            context=(os.path.relpath(context, home) if inside else str(context)),
-            dockerfile=(os.path.relpath(dockerfile, context) if inside else str(dockerfile)),
-            assets=assets,
-        )
-    return refs
 
 
 # ---- YAML ----
@@ -471,14 +437,9 @@ def image_refs(
         except docker.errors.ImageNotFound:
             missing.append(plan.server.name)
         else:
-            repository = plan.tag.rsplit(":", 1)[0] if ":" in plan.tag.rsplit("/", 1)[-1] else plan.tag
-            digests = sorted(
-                entry.split("@", 1)[1]
-                for entry in image.attrs.get("RepoDigests") or []
-                if entry.split("@", 1)[0] == repository
-            )
-            if digests:
-                ref = f"{plan.tag}@{digests[0]}"
+            digest = digest_under(image, plan.tag)
+            if digest:
+                ref = f"{plan.tag}@{digest}"
         refs[plan.server.name] = ref
     if missing and not cluster:
         notice(
@@ -495,11 +456,7 @@ def image_refs(
 
 
 def require_compose() -> None:
-    try:
-        ok = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        ok = False
-    if not ok:
+    if cli_version("compose", "version") is None:
         raise EnvironmentProblem(
             "docker compose (v2) is not installed: run scripts/provision-docker or install the compose plugin"
         )
@@ -523,24 +480,6 @@ def validate(path: Path, swarm: bool = False) -> None:
             raise EnvironmentProblem(f"{name} rejected the generated file ({reason}); nothing was written: {fix}")
 
 
-def _atomic_write(path: Path, text: str, mode: int) -> None:
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _file_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def write_compose(
     text: str,
     output: Path,
@@ -554,25 +493,13 @@ def write_compose(
     On any failure the temporary file is removed and `output` is untouched.
     """
     require_compose()
-    mode = _file_mode()
-    fd, temporary = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(text)
+    def check(temporary: Path) -> None:
         if swarm:
-            validate(Path(temporary), swarm=True)
+            validate(temporary, swarm=True)
         else:
-            validate(Path(temporary))
-        for path, content in (files or {}).items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(path, content, mode)
-        if assets is not None:
-            copy_beside(assets, assets_dir(output))
-        os.replace(temporary, output)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+            validate(temporary)
+
+    buildfiles.write(output, text, files or {}, assets, check=check)
 
 
 def emit(
@@ -594,8 +521,6 @@ def emit(
 
     `extend` takes the model and returns it with more in it (backing services, build secrets).
     """
-    from toolkit.render import render_dockerfile
-
     check_output(output)
     if swarm is not None:
         images = image_refs(client, plans, notice, cluster=True)
@@ -610,24 +535,17 @@ def emit(
             )
             for name, service in model["services"].items()
         ]
-        return ComposeResult(output=str(output), project="<stack>", mode="swarm", profiles=False, services=services)
+        return ComposeResult(output=str(output), project="<stack>", mode=Mode.SWARM, profiles=False, services=services)
     check_ports(port_base, len(plans))
     workers = DEFAULT_WORKERS if workers is None else workers
     check_workers(workers)
     files: dict[Path, str] = {}
     if build:
-        refs = build_refs(plans, output)
-        directory = build_dir(output)
-        files = {
-            directory / f"{plan.server.name}.Dockerfile": render_dockerfile(
-                plan, str(directory / f"{plan.server.name}.Dockerfile"), ca_cert
-            )
-            for plan in plans
-        }
+        files = buildfiles.dockerfiles(plans, output, ca_cert)
         model = compose_model(
             plans,
             port_base=port_base,
-            builds=refs,
+            builds=buildfiles.build_refs(plans, output),
             ca_secret_file=str(ca_cert) if ca_cert is not None else None,
             profiles=profiles,
             workers=workers,
@@ -652,7 +570,7 @@ def emit(
             port=ports[name],
             url=f"http://127.0.0.1:{ports[name]}",
             image=service.get("image"),
-            dockerfile=str(build_dir(output) / f"{name}.Dockerfile") if build else None,
+            dockerfile=str(buildfiles.dockerfile_path(output, name)) if build else None,
         )
         for name, service in model["services"].items()
         if name in ports
@@ -660,7 +578,7 @@ def emit(
     return ComposeResult(
         output=str(output),
         project=model["name"],
-        mode="build" if build else "image",
+        mode=Mode.BUILD if build else Mode.IMAGE,
         profiles=profiles,
         services=services,
         dockerfiles=[str(path) for path in files],

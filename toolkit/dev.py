@@ -38,12 +38,11 @@ from pathlib import Path
 
 from toolkit import __version__
 from toolkit.assets import CONTEXT_NAME
+from toolkit.buildfiles import assets_dir, build_dir
 from toolkit.compose import (
     CA_SECRET,
     MAX_PORT,
     MIN_HOST_PORT,
-    assets_dir,
-    build_dir,
     check_output,
     healthcheck,
     write_compose,

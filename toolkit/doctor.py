@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from toolkit.engine import PROVISION_HINT
+from toolkit.engine import PROVISION_HINT, cli_version
 
 # Below this much free space under Docker's root, a build of a few images can fail half-way.
 MIN_FREE_GB = 5.0
@@ -19,14 +18,6 @@ class Finding:
     ok: bool
     detail: str  # what was found, or the problem and its fix
     required: bool = True  # False: only some commands need it (compose)
-
-
-def _cli_version(args: list[str]) -> str | None:
-    try:
-        result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return result.stdout.strip().splitlines()[0] if result.returncode == 0 and result.stdout.strip() else None
 
 
 def base_path(client, python: str, context: Path) -> Finding:
@@ -77,7 +68,7 @@ def diagnose(python: str = "3.11", context: Path | None = None) -> list[Finding]
     buildx = engine.buildx_version()
     problem = engine.buildx_problem(buildx)
     findings.append(Finding("buildx", problem is None, problem or f"buildx {buildx}"))
-    compose = _cli_version(["compose", "version"])
+    compose = cli_version("compose", "version")
     findings.append(
         Finding(
             "compose",

@@ -26,7 +26,6 @@ from toolkit.errors import BuildFailed, EnvironmentProblem, UsageError
 from toolkit.indexes import BuildSecret
 from toolkit.plan import BuildOptions, BuildPlan, ServerBasePlan, buildx_argv
 
-LABEL = "imgtool"
 # Named build contexts and Dockerfile heredocs in the engine's built-in BuildKit; `docker save` as OCI.
 MIN_ENGINE = (25, 0)
 # `docker compose build` (compose 2.40) refuses older buildx plugins.
@@ -131,14 +130,20 @@ def connect(context: str | None = None) -> docker.DockerClient:
     return client
 
 
-def buildx_version() -> str | None:
-    """The buildx plugin's version (`0.29.1`), or None where `docker buildx` does not answer."""
+def cli_version(*args: str) -> str | None:
+    """The first line `docker ARGS` prints (e.g. `docker compose version`), or None where it does not answer."""
     try:
-        result = subprocess.run(["docker", "buildx", "version"], capture_output=True, text=True, timeout=30)
+        result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    words = result.stdout.split()
-    return words[1].removeprefix("v") if result.returncode == 0 and len(words) > 1 else None
+    lines = result.stdout.strip().splitlines()
+    return lines[0] if result.returncode == 0 and lines else None
+
+
+def buildx_version() -> str | None:
+    """The buildx plugin's version (`0.29.1`), or None where `docker buildx` does not answer."""
+    words = (cli_version("buildx", "version") or "").split()
+    return words[1].removeprefix("v") if len(words) > 1 else None
 
 
 def buildx_problem(version: str | None) -> str | None:
@@ -374,34 +379,38 @@ def _result(client: docker.DockerClient, server: str, tag: str, built: _Built, o
 
 def build_image(
     client: docker.DockerClient,
-    plan: BuildPlan,
+    plan: BuildPlan | ServerBasePlan,
     dockerfile: str,
     ca_cert: Path | None,
     options: BuildOptions | None = None,
     show_progress: bool = True,
 ) -> BuildResult:
-    """Run `docker buildx build`; progress goes to the terminal or is kept for the error message."""
+    """Run `docker buildx build` for an app's image, or a per-server base (`imgtool base build`: it needs
+    no files, so its context is an empty directory). Progress goes to the terminal or is kept for the error."""
     options = options or BuildOptions()
-    if options.epoch is not None:
-        return _build_reproducible(client, plan, dockerfile, ca_cert, options, show_progress)
-    built = _buildx(
-        dockerfile,
-        plan.tag,
-        plan.config.context,
-        plan.assets_context,
-        ca_cert,
-        options.flags(plan.server.name),
-        show_progress,
-        options.docker_context,
-        options.secrets,
-    )
+    with tempfile.TemporaryDirectory(prefix="imgtool-build-context-") as empty:
+        context = plan.config.context if isinstance(plan, BuildPlan) else Path(empty)
+        if options.epoch is not None:
+            return _build_reproducible(client, plan, context, dockerfile, ca_cert, options, show_progress)
+        built = _buildx(
+            dockerfile,
+            plan.tag,
+            context,
+            plan.assets_context,
+            ca_cert,
+            options.flags(plan.server.name),
+            show_progress,
+            options.docker_context,
+            options.secrets,
+        )
     _raise_for_build(plan, built)
     return _result(client, plan.server.name, plan.tag, built, options)
 
 
 def _build_reproducible(
     client: docker.DockerClient,
-    plan: BuildPlan,
+    plan: BuildPlan | ServerBasePlan,
+    context: Path,
     dockerfile: str,
     ca_cert: Path | None,
     options: BuildOptions,
@@ -419,7 +428,7 @@ def _build_reproducible(
         built = _buildx(
             dockerfile,
             plan.tag,
-            plan.config.context,
+            context,
             plan.assets_context,
             ca_cert,
             exporting.flags(plan.server.name),
@@ -446,11 +455,11 @@ def _build_reproducible(
     )
 
 
-def _raise_for_build(plan: BuildPlan, built: _Built) -> None:
+def _raise_for_build(plan: BuildPlan | ServerBasePlan, built: _Built) -> None:
     if built.returncode == 0:
         return
     import_error = _import_check_error(built.output)
-    if import_error:
+    if import_error and isinstance(plan, BuildPlan):
         raise UsageError(
             f"{plan.config.app} cannot be imported in the image ({import_error}): "
             "fix the app or add the missing dependency"
@@ -458,24 +467,6 @@ def _raise_for_build(plan: BuildPlan, built: _Built) -> None:
     if any("Cache export is not supported" in line for line in built.output):
         raise EnvironmentProblem(f"this builder cannot export a registry cache: {CONTAINERD_STORE_HINT}")
     raise BuildFailed(f"building {plan.tag} failed: {_build_error(built.output)}")
-
-
-def build_server_base(
-    client: docker.DockerClient,
-    plan: ServerBasePlan,
-    dockerfile: str,
-    ca_cert: Path | None,
-    no_cache: bool = False,
-    show_progress: bool = True,
-) -> BuildResult:
-    """Build a per-server base (`imgtool base build`); it needs no files, so the context is empty."""
-    options = BuildOptions(no_cache=no_cache)
-    with tempfile.TemporaryDirectory(prefix="imgtool-base-context-") as context:
-        flags = options.flags(plan.server.name)
-        built = _buildx(dockerfile, plan.tag, Path(context), plan.assets_context, ca_cert, flags, show_progress)
-    if built.returncode != 0:
-        raise BuildFailed(f"building {plan.tag} failed: {_build_error(built.output)}")
-    return _result(client, plan.server.name, plan.tag, built, options)
 
 
 def _import_check_error(lines: list[str]) -> str | None:

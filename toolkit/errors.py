@@ -21,12 +21,6 @@ class BuildFailed(ImgtoolError):
     exit_code = 1
 
 
-class ChecksFailed(ImgtoolError):
-    """At least one smoke check failed."""
-
-    exit_code = 1
-
-
 class Interrupted(ImgtoolError):
     """Ctrl-C: raised from the SIGINT handler so cleanup runs and the exit code is 130."""
 

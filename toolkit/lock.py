@@ -20,6 +20,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from toolkit.errors import UsageError
+from toolkit.files import write_text_atomic
+from toolkit.refs import repository_of
 
 LOCK_FILE = "imgtool.lock"
 LOCK_VERSION = 1
@@ -51,8 +53,7 @@ class LockEntry:
     @property
     def repository(self) -> str:
         """`ref` without its tag (a port's colon is not a tag's)."""
-        name, _, tag = self.ref.rpartition(":")
-        return name if name and "/" not in tag else self.ref
+        return repository_of(self.ref)
 
     @property
     def pinned(self) -> str:
@@ -138,8 +139,4 @@ def dump_lock(lock: Lock) -> str:
 
 def write_lock(context: Path, lock: Lock) -> Path:
     """Write atomically: a build reading the lock never sees half a file."""
-    path = lock_path(context)
-    scratch = path.with_name(f".{LOCK_FILE}.tmp")
-    scratch.write_text(dump_lock(lock))
-    scratch.replace(path)
-    return path
+    return write_text_atomic(lock_path(context), dump_lock(lock))

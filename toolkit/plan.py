@@ -10,9 +10,22 @@ from pathlib import Path
 from toolkit import __version__
 from toolkit.assets import CONTEXT_NAME
 from toolkit.config import Config, validate_tag
+from toolkit.containers import (
+    APP_LABEL,
+    HEALTH_PATH_LABEL,
+    PACKAGES_LABEL,
+    PORT_LABEL,
+    PROTOCOLS_LABEL,
+    PYTHON_LABEL,
+    ROUTES_LABEL,
+    SERVER_BASE_LABEL,
+    SERVER_LABEL,
+    VERSION_LABEL,
+)
 from toolkit.detect import DependencySource
 from toolkit.errors import UsageError
 from toolkit.indexes import BuildSecret
+from toolkit.refs import repository_of
 from toolkit.servers import ServerSpec
 
 APP_DIR = "/app"
@@ -47,8 +60,7 @@ class BaseImage:
         if not self.digest:
             return self.name
         if self.server_base:
-            repository, _, tag = self.name.rpartition(":")
-            return f"{repository if repository and '/' not in tag else self.name}@{self.digest}"
+            return f"{repository_of(self.name)}@{self.digest}"
         return f"{self.name}@{self.digest}"
 
 
@@ -109,13 +121,13 @@ def make_plan(
         "org.opencontainers.image.title": config.app_name,
         "org.opencontainers.image.description": f"{config.app} served by {server.summary}",
         "org.opencontainers.image.base.name": base.name,
-        "imgtool.version": __version__,
-        "imgtool.app": config.app,
-        "imgtool.server": server.name,
-        "imgtool.protocols": ",".join(sorted(server.protocols)),
-        "imgtool.port": str(config.port),
-        "imgtool.health-path": config.health_path,
-        "imgtool.routes": config.routes,
+        VERSION_LABEL: __version__,
+        APP_LABEL: config.app,
+        SERVER_LABEL: server.name,
+        PROTOCOLS_LABEL: ",".join(sorted(server.protocols)),
+        PORT_LABEL: str(config.port),
+        HEALTH_PATH_LABEL: config.health_path,
+        ROUTES_LABEL: config.routes,
         "imgtool.sbom": SBOM_PATH,
     }
     if base.digest:
@@ -146,7 +158,6 @@ def make_plan(
 
 # `imgtool base build`: a per-server base, <registry>/imgtool-base:<server>-py<X.Y>.
 SERVER_BASE_REPOSITORY = "imgtool-base"
-SERVER_BASE_LABEL = "imgtool.base"
 
 
 def server_base_ref(registry: str, server: str, python: str) -> str:
@@ -179,10 +190,10 @@ def make_server_base_plan(
         "org.opencontainers.image.version": f"{server.name}-py{python}-imgtool{__version__}",
         "org.opencontainers.image.base.name": root.name,
         SERVER_BASE_LABEL: "server",
-        "imgtool.version": __version__,
-        "imgtool.server": server.name,
-        "imgtool.python": python,
-        "imgtool.packages": " ".join(server.packages),
+        VERSION_LABEL: __version__,
+        SERVER_LABEL: server.name,
+        PYTHON_LABEL: python,
+        PACKAGES_LABEL: " ".join(server.packages),
     }
     if root.digest:
         labels["org.opencontainers.image.base.digest"] = root.digest

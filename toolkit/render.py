@@ -1,4 +1,8 @@
-"""Render a BuildPlan to Dockerfile text through the Jinja2 templates in images/."""
+"""The Jinja2 templates in images/: one environment (StrictUndefined), and a BuildPlan rendered to a Dockerfile.
+
+Other generated files (`imgtool init`'s table, the bake file, the GitHub workflow) take their templates
+from here too, through `get_template` and `get_workflow_template`.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +17,28 @@ from toolkit import IMAGES_DIR, __version__
 from toolkit.indexes import BuildSecret, build_secrets
 from toolkit.plan import BuildPlan, ServerBasePlan, buildx_argv
 
-_ENV = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(IMAGES_DIR),
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-    autoescape=False,
+
+def _environment(**syntax: str) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(IMAGES_DIR),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+        **syntax,
+    )
+
+
+_ENV = _environment()
+# GitHub's `${{ }}` expressions stay literal: workflow templates speak [[ ]] and [% %].
+_WORKFLOW_ENV = _environment(
+    variable_start_string="[[",
+    variable_end_string="]]",
+    block_start_string="[%",
+    block_end_string="%]",
+    comment_start_string="[#",
+    comment_end_string="#]",
 )
 
 
@@ -32,6 +51,16 @@ def _assignments(mapping: dict[str, str], quote: bool = False) -> str:
 _ENV.filters["json"] = json.dumps
 _ENV.filters["assignments"] = _assignments
 _ENV.filters["shquote"] = shlex.quote
+
+
+def get_template(name: str) -> jinja2.Template:
+    """A template under images/, e.g. `docker-bake.hcl.j2`; an undefined variable is an error."""
+    return _ENV.get_template(name)
+
+
+def get_workflow_template(name: str) -> jinja2.Template:
+    """A GitHub workflow template under images/: [[ ]] and [% %] instead of {{ }} and {% %}."""
+    return _WORKFLOW_ENV.get_template(name)
 
 
 def _command(
@@ -73,4 +102,4 @@ def render_base_dockerfile(plan: ServerBasePlan, dockerfile: str = "Dockerfile",
     """The Dockerfile of a per-server base (`imgtool base build`); it needs no files, so any empty context."""
     context = {field: getattr(plan, field) for field in plan.__dataclass_fields__}
     command = _command(plan, Path("EMPTY_DIR"), dockerfile, ca_cert)
-    return _ENV.get_template("base.Dockerfile.j2").render(version=__version__, build_command=command, **context)
+    return get_template("base.Dockerfile.j2").render(version=__version__, build_command=command, **context)

@@ -6,38 +6,50 @@ user's file without `force`. `plan_init` is pure (paths and texts in, changes ou
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
-from toolkit import IMAGES_DIR, __version__
+from toolkit import IMAGES_DIR, __version__, buildfiles
 from toolkit.assets import CONTEXT_NAME
 from toolkit.errors import UsageError
+from toolkit.files import write_text_atomic
 from toolkit.plan import BuildPlan
-from toolkit.render import _ENV
+from toolkit.render import get_template
+from toolkit.servers import SERVERS
 
 # A table header line: `[tool.imgtool]`, `[tool.imgtool.env]`, `[other]`, `[[array]]`.
 _HEADER_RE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 
 
+class FileAction(StrEnum):
+    """What `imgtool init` does to a file (printed, and in its JSON)."""
+
+    CREATE = "create"
+    APPEND = "append"  # [tool.imgtool] added to an existing pyproject.toml
+    REPLACE = "replace"  # with --force
+    UNCHANGED = "unchanged"  # already what it would write
+    KEPT = "kept"  # differs, and no --force
+
+
 @dataclass(frozen=True)
 class FileChange:
     path: Path
-    action: str  # "create" | "append" | "replace" | "unchanged" | "kept"
-    text: str  # the file's full new text (for "kept"/"unchanged": what it would be)
+    action: FileAction
+    text: str  # the file's full new text (for KEPT/UNCHANGED: what it would be)
 
     @property
     def writes(self) -> bool:
-        return self.action in ("create", "append", "replace")
+        return self.action in (FileAction.CREATE, FileAction.APPEND, FileAction.REPLACE)
 
 
 def tool_table(app: str, servers: Sequence[str], health_path: str, port: int) -> str:
-    return _ENV.get_template("init/imgtool.toml.j2").render(
-        app=app, servers=servers, health_path=health_path, port=port
+    return get_template("init/imgtool.toml.j2").render(
+        app=app, servers=servers, health_path=health_path, port=port, choices=list(SERVERS)
     )
 
 
@@ -61,14 +73,14 @@ def _imgtool_block(text: str) -> tuple[int, int] | None:
     return start, len(lines) if end is None else end
 
 
-def _with_table(existing: str, table: str, force: bool) -> tuple[str, str]:
+def _with_table(existing: str, table: str, force: bool) -> tuple[FileAction, str]:
     """(action, new text) for pyproject.toml: append the table, or replace ours with --force."""
     try:
         parsed = tomllib.loads(existing)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"pyproject.toml is not valid TOML ({exc}): fix it, then run imgtool init again") from None
     if "imgtool" not in parsed.get("tool", {}):
-        return "append", (existing.rstrip("\n") + "\n\n" if existing.strip() else "") + table
+        return FileAction.APPEND, (existing.rstrip("\n") + "\n\n" if existing.strip() else "") + table
     span = _imgtool_block(existing)
     if span is None:
         raise UsageError(
@@ -77,11 +89,11 @@ def _with_table(existing: str, table: str, force: bool) -> tuple[str, str]:
     lines = existing.splitlines(keepends=True)
     current = "".join(lines[span[0] : span[1]])
     if current.rstrip() == table.rstrip():
-        return "unchanged", existing
+        return FileAction.UNCHANGED, existing
     if not force:
-        return "kept", existing
+        return FileAction.KEPT, existing
     trailing = "\n" if span[1] < len(lines) else ""
-    return "replace", "".join(lines[: span[0]]) + table + trailing + "".join(lines[span[1] :])
+    return FileAction.REPLACE, "".join(lines[: span[0]]) + table + trailing + "".join(lines[span[1] :])
 
 
 def plan_init(context: Path, table: str, force: bool = False) -> list[FileChange]:
@@ -90,27 +102,25 @@ def plan_init(context: Path, table: str, force: bool = False) -> list[FileChange
     existing = pyproject.read_text() if pyproject.is_file() else ""
     action, text = _with_table(existing, table, force)
     if not pyproject.is_file():
-        action = "create"
+        action = FileAction.CREATE
     tomllib.loads(text)  # what we write must stay valid TOML
     changes = [FileChange(pyproject, action, text)]
 
     ignore = context / ".dockerignore"
     wanted = (IMAGES_DIR / "init" / "dockerignore").read_text()
     if not ignore.exists():
-        changes.append(FileChange(ignore, "create", wanted))
+        changes.append(FileChange(ignore, FileAction.CREATE, wanted))
     elif ignore.read_text() == wanted:
-        changes.append(FileChange(ignore, "unchanged", wanted))
+        changes.append(FileChange(ignore, FileAction.UNCHANGED, wanted))
     else:
-        changes.append(FileChange(ignore, "replace" if force else "kept", wanted))
+        changes.append(FileChange(ignore, FileAction.REPLACE if force else FileAction.KEPT, wanted))
     return changes
 
 
 def apply(changes: Sequence[FileChange]) -> None:
     for change in changes:
         if change.writes:
-            temporary = change.path.with_name(f".{change.path.name}.imgtool-tmp")
-            temporary.write_text(change.text)
-            os.replace(temporary, change.path)
+            write_text_atomic(change.path, change.text)
 
 
 # ---- docker-bake.hcl ----
@@ -137,10 +147,7 @@ def bake_command(output: Path, targets: Sequence[BakeTarget], ca_cert: Path | No
 
 def bake_file(plans: Sequence[BuildPlan], output: Path, ca_cert: Path | None) -> tuple[str, dict[Path, str]]:
     """The bake file's text and the Dockerfiles it names (written beside it under .imgtool/)."""
-    from toolkit.compose import build_dir, build_refs
-    from toolkit.render import render_dockerfile
-
-    refs = build_refs(plans, output)
+    refs = buildfiles.build_refs(plans, output)
     targets = [
         BakeTarget(
             plan.server.name,
@@ -151,12 +158,8 @@ def bake_file(plans: Sequence[BuildPlan], output: Path, ca_cert: Path | None) ->
         )
         for plan in plans
     ]
-    dockerfiles = {
-        path: render_dockerfile(plan, str(path), ca_cert)
-        for plan in plans
-        for path in [build_dir(output) / f"{plan.server.name}.Dockerfile"]
-    }
-    text = _ENV.get_template("docker-bake.hcl.j2").render(
+    dockerfiles = buildfiles.dockerfiles(plans, output, ca_cert)
+    text = get_template("docker-bake.hcl.j2").render(
         version=__version__,
         command=bake_command(output, targets, ca_cert),
         assets_name=CONTEXT_NAME,

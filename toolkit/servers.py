@@ -44,6 +44,9 @@ class ServerSpec:
     default_workers: str = "auto"
     # Whether the server replaces a worker that died; else the container's restart policy must.
     respawns_workers: bool = True
+    # Whether it needs an init process as PID 1 (compose: `init: true`) to reap its workers and pass
+    # SIGTERM on. None of these does: each handles SIGTERM and reaps its own workers, exec'd as PID 1.
+    needs_init: bool = False
     # Import the app in the launcher before exec'ing the server, from this many workers up, for
     # servers that mishandle an app failing to import: the container must exit non-zero at once,
     # with the traceback in its log. 0: never needed (it costs the app's import time at start).

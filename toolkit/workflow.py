@@ -16,12 +16,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
-
-from toolkit import DISTRIBUTION, IMAGES_DIR, __version__, assets
+from toolkit import DISTRIBUTION, __version__, assets, validate
 from toolkit.assets import docker_arch
-from toolkit.config import _PYTHON_RE
 from toolkit.errors import ImgtoolError, UsageError
+from toolkit.files import write_text_atomic
+from toolkit.render import get_workflow_template
 from toolkit.servers import SERVERS
 
 TEMPLATE = "workflow.yml.j2"
@@ -64,21 +63,13 @@ ACTIONS = {
     )
 }
 
-# GitHub's `${{ }}` expressions stay literal: this template speaks [[ ]] and [% %].
-_ENV = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(IMAGES_DIR),
-    undefined=jinja2.StrictUndefined,
-    variable_start_string="[[",
-    variable_end_string="]]",
-    block_start_string="[%",
-    block_end_string="%]",
-    comment_start_string="[#",
-    comment_end_string="#]",
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-    autoescape=False,
-)
+
+def _is_python_version(version: str) -> bool:
+    try:
+        validate.python_version(version)
+    except validate.Invalid:
+        return False
+    return True
 
 
 def render_workflow(
@@ -93,12 +84,12 @@ def render_workflow(
     unknown = [name for name in servers if name not in SERVERS]
     if unknown:
         raise UsageError(f"unknown server(s) {', '.join(unknown)}: choose from {', '.join(SERVERS)}")
-    bad = [version for version in pythons if not _PYTHON_RE.match(version)]
+    bad = [version for version in pythons if not _is_python_version(version)]
     if bad or not pythons:
         raise UsageError(f"python version(s) {', '.join(bad) or 'none'} not X.Y: pass e.g. --python 3.12")
     if Path(context).is_absolute() or ".." in Path(context).parts:
         raise UsageError(f"workflow context {context!r} must be a path inside the repository, e.g. '.'")
-    return _ENV.get_template(TEMPLATE).render(
+    return get_workflow_template(TEMPLATE).render(
         version=__version__,
         actions=ACTIONS,
         context=context,
@@ -117,8 +108,7 @@ def write_workflow(output: Path, text: str, force: bool = False) -> Path:
     if output.exists() and not output.is_file():
         raise UsageError(f"{output} is not a file: pass -o with a file path")
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
-    return output
+    return write_text_atomic(output, text)
 
 
 def stage_assets(dest: Path, platforms: tuple[str, ...] = PLATFORMS) -> Path:
@@ -129,7 +119,7 @@ def stage_assets(dest: Path, platforms: tuple[str, ...] = PLATFORMS) -> Path:
     return assets.stage(dest, arches)
 
 
-def _parser() -> argparse.ArgumentParser:
+def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m toolkit.workflow", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     staging = commands.add_parser(
@@ -142,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = argument_parser().parse_args(argv)
     try:
         if args.dockerfile is not None:
             if not args.dockerfile.is_file():

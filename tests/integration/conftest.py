@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, RUN_ID, cli_env, run_cli
+from toolkit import containers
 from toolkit.config import BUNDLED_APP_CONTEXT
 from toolkit.servers import SERVERS
 from toolkit.smoke.checks import Target
@@ -109,7 +110,7 @@ def broken_images(docker_client, reference_images, tmp_path_factory) -> dict[str
 
 
 def leftover_test_containers(client: docker.DockerClient) -> list[str]:
-    return [c.name for c in client.containers.list(all=True, filters={"label": f"imgtool.test={RUN_ID}"})]
+    return [c.name for c in client.containers.list(all=True, filters={"label": f"{containers.TEST_LABEL}={RUN_ID}"})]
 
 
 def single_line_error(stderr: str) -> str:
@@ -163,23 +164,15 @@ def interrupt_once_running(docker_client, *args: str, settle: float = 0.0) -> st
 
 @contextlib.contextmanager
 def running(client, tag: str, **options):
-    """A container of `tag` published on 127.0.0.1, labelled with this session's run id, always removed.
+    """A container of `tag` on imgtool's container contract: published on 127.0.0.1, labelled with this
+    session's run id, always removed.
 
     Yields the container and a Target for its published port.
     """
-    container = client.containers.run(
-        tag,
-        detach=True,
-        labels={"imgtool.test": RUN_ID},
-        ports={"8000/tcp": ("127.0.0.1", None)},
-        **options,
-    )
-    try:
-        container.reload()
-        port = int(container.attrs["NetworkSettings"]["Ports"]["8000/tcp"][0]["HostPort"])
-        yield container, Target(port=port)
-    finally:
-        container.remove(force=True)
+    with containers.run_container(
+        client, tag, run_id=RUN_ID, role=containers.Role.MAIN, port=8000, subject=tag, **options
+    ) as container:
+        yield container, Target(port=containers.host_port(container, 8000))
 
 
 def _unmount_under(*roots: Path) -> None:

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from tests.conftest import cli_env, run_cli
+from toolkit.servers import SERVERS
 
 PROJECTS = Path(__file__).resolve().parent.parent / "projects"
 
@@ -69,7 +70,7 @@ def test_bake_file_is_accepted_by_buildx_bake(docker_client, tmp_path):
     )
     assert printed.returncode == 0, printed.stderr
     bake = json.loads(printed.stdout)
-    assert set(bake["group"]["default"]["targets"]) == {"uvicorn", "hypercorn", "daphne", "granian", "gunicorn"}
+    assert set(bake["group"]["default"]["targets"]) == set(SERVERS)
     granian = bake["target"]["granian"]
     assert granian["tags"] == ["imgtool-reference-app:granian"]
     assert (Path(granian["context"]) / granian["dockerfile"]).resolve().read_text().count("FROM ") == 2

@@ -11,8 +11,9 @@ import pytest
 
 from tests.conftest import ROOT, RUN_ID, cli_env
 from tests.integration.conftest import copy_reference_app, edit, run_cli, running, wait_for_health
+from tests.integration.drain import Outcome, drain_under_load
+from toolkit.containers import TEST_LABEL
 from toolkit.servers import GRACEFUL_TIMEOUT, SERVERS
-from toolkit.smoke.drain import drain_under_load
 
 STOP_GRACE = GRACEFUL_TIMEOUT + 5
 LIST_PROCESSES = (
@@ -51,7 +52,7 @@ def test_sigterm_under_load_loses_no_in_flight_request(docker_client, reference_
 
         result = drain_under_load(target, stop, clients=16, duration=5.0, stop_after=2.0, request_ms=200)
     print(f"\n{server} SIGTERM under load: {result.summary()}")
-    assert result.before["ok"] > 16, "the load never got going"
+    assert result.before[Outcome.OK] > 16, "the load never got going"
     assert result.damaged == 0, "a response was cut short or was not a 200"
     assert result.stop_seconds < STOP_GRACE, "the container outlived its grace period"
     if spec.graceful:
@@ -62,7 +63,8 @@ def test_sigterm_under_load_loses_no_in_flight_request(docker_client, reference_
         assert result.lost_in_flight > 0, f"{server} drained cleanly: mark it graceful in servers.py"
 
 
-@pytest.mark.parametrize("server", [name for name, spec in SERVERS.items() if name != "daphne"])
+# The servers that run several workers ($WORKERS in their command): one of two is killed.
+@pytest.mark.parametrize("server", [name for name, spec in SERVERS.items() if "$WORKERS" in " ".join(spec.command)])
 def test_killed_worker_is_replaced(docker_client, reference_images, server):
     spec = SERVERS[server]
     # A server that cannot respawn is brought back by the restart policy the compose file sets
@@ -156,5 +158,5 @@ def test_two_smoke_runs_at_once_do_not_collide(docker_client, reference_images):
         assert run.returncode == 0, stderr
         assert json.loads(stdout)["ok"] is True
     for index in range(2):
-        label = f"imgtool.test={RUN_ID}-{index}"
+        label = f"{TEST_LABEL}={RUN_ID}-{index}"
         assert docker_client.containers.list(all=True, filters={"label": label}) == []

@@ -24,6 +24,7 @@ import pytest
 
 from tests.conftest import ROOT, RUN_ID
 from toolkit import DISTRIBUTION, __version__
+from toolkit.containers import TEST_LABEL
 from toolkit.servers import SERVERS
 
 SAMPLE = ROOT / "tests" / "projects" / "starlette-requirements"
@@ -146,4 +147,4 @@ def test_render_build_and_smoke_test_the_sample_project(docker_client, user, whe
     tested = imgtool(user, "test", "--image", wheel_image, "--junit", "junit.xml", "--json")
     assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-2000:]
     assert (project / "junit.xml").is_file()
-    assert not docker_client.containers.list(all=True, filters={"label": f"imgtool.test={RUN_ID}"})
+    assert not docker_client.containers.list(all=True, filters={"label": f"{TEST_LABEL}={RUN_ID}"})

@@ -1,4 +1,4 @@
-"""imgtool bench's pure half: wrk/h2load parsers, percentiles, worker counting, the report.
+"""imgtool bench's pure parts: wrk/h2load parsers, percentiles, worker counting, the report, picking generators.
 
 The fixtures are real output captured on this machine (granian image pinned to CPU 0, the tool
 on CPU 1); the error one is wrk against a socket that answers 503 or closes at once.
@@ -7,11 +7,15 @@ on CPU 1); the error one is wrk against a socket that answers 503 or closes at o
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
 from toolkit import bench
-from toolkit.errors import UsageError
+from toolkit.bench import load, parse, procs
+from toolkit.bench.report import BenchReport, BenchResult
+from toolkit.errors import EnvironmentProblem, UsageError
 
 WRK = """\
 Running 3s test @ http://127.0.0.1:33111/
@@ -105,7 +109,7 @@ GRANIAN_1 = (
 
 
 def test_parse_wrk_reads_rate_percentiles_and_no_errors():
-    result = bench.parse_wrk(WRK)
+    result = parse.parse_wrk(WRK)
     assert result.generator == "wrk" and result.protocol == "http1"
     assert result.requests == 54958
     assert result.seconds == pytest.approx(3.10)
@@ -118,7 +122,7 @@ def test_parse_wrk_reads_rate_percentiles_and_no_errors():
 
 
 def test_parse_wrk_counts_socket_errors_and_bad_statuses_in_microseconds():
-    result = bench.parse_wrk(WRK_ERRORS)
+    result = parse.parse_wrk(WRK_ERRORS)
     assert result.socket_errors == 79556
     assert result.bad_status == 39778
     assert result.errors == 79556 + 39778
@@ -129,11 +133,11 @@ def test_parse_wrk_counts_socket_errors_and_bad_statuses_in_microseconds():
 
 def test_parse_wrk_rejects_other_output():
     with pytest.raises(ValueError, match="not wrk output"):
-        bench.parse_wrk("unable to connect to 127.0.0.1:1 Connection refused")
+        parse.parse_wrk("unable to connect to 127.0.0.1:1 Connection refused")
 
 
 def test_parse_h2load_summary_without_log():
-    result = bench.parse_h2load(H2LOAD, connections=32)
+    result = parse.parse_h2load(H2LOAD, connections=32)
     assert result.generator == "h2load" and result.protocol == "h2c"
     assert result.requests == 52842
     assert result.requests_per_second == pytest.approx(17614.0)
@@ -144,49 +148,44 @@ def test_parse_h2load_summary_without_log():
 
 
 def test_parse_h2load_takes_percentiles_and_statuses_from_the_log():
-    result = bench.parse_h2load(H2LOAD, H2LOAD_LOG)
+    result = parse.parse_h2load(H2LOAD, H2LOAD_LOG)
     assert result.p50_ms == pytest.approx(1.899)
     assert result.p99_ms == pytest.approx(2.705)
     assert result.bad_status == 1  # the 404 in the log
 
 
 def test_parse_h2load_counts_failed_streams_as_errors():
-    result = bench.parse_h2load(H2LOAD_ERRORED)
+    result = parse.parse_h2load(H2LOAD_ERRORED)
     assert result.socket_errors == 24
     assert result.bad_status == 0
 
 
 def test_parse_h2load_rejects_a_failed_run():
     with pytest.raises(ValueError, match="not h2load output"):
-        bench.parse_h2load("unable to connect")
+        parse.parse_h2load("unable to connect")
 
 
 def test_parse_h2load_log_skips_junk():
-    statuses, latencies = bench.parse_h2load_log("garbage\n1\t200\t1000\n\n2\tx\t5\n")
+    statuses, latencies = parse.parse_h2load_log("garbage\n1\t200\t1000\n\n2\tx\t5\n")
     assert statuses == [200]
     assert latencies == [1.0]
 
 
 def test_percentiles_nearest_rank():
     values = list(range(1, 101))
-    assert bench.percentiles(values, (50, 99, 100)) == (50, 99, 100)
-    assert bench.percentiles([7.0], (50, 99)) == (7.0, 7.0)
+    assert parse.percentiles(values, (50, 99, 100)) == (50, 99, 100)
+    assert parse.percentiles([7.0], (50, 99)) == (7.0, 7.0)
     with pytest.raises(ValueError):
-        bench.percentiles([], (50,))
-
-
-def test_median_odd_and_even():
-    assert bench.median([3, 1, 2]) == 2
-    assert bench.median([4, 1, 2, 3]) == 2.5
+        parse.percentiles([], (50,))
 
 
 def test_summarize_requests_matches_the_tools_shape():
-    result = bench.summarize_requests([1.0, 2.0, 3.0, 4.0], 1, 2, 2.0, 8, "h2c")
+    result = parse.summarize_requests([1.0, 2.0, 3.0, 4.0], 1, 2, 2.0, 8, "h2c")
     assert result.generator == "httpx" and result.protocol == "h2c"
     assert result.requests_per_second == 2.0
     assert result.p50_ms == 2.0 and result.p99_ms == 4.0 and result.mean_ms == 2.5
     assert result.errors == 3
-    empty = bench.summarize_requests([], 0, 5, 1.0, 8, "http1")
+    empty = parse.summarize_requests([], 0, 5, 1.0, 8, "http1")
     assert empty.p50_ms is None and empty.requests_per_second == 0
 
 
@@ -204,21 +203,21 @@ def test_parse_duration_rejects(text):
 
 
 def test_workers_and_rss_from_uvicorn_with_three_workers():
-    processes = bench.parse_processes(UVICORN_3)
+    processes = procs.parse_processes(UVICORN_3)
     assert len(processes) == 6
     # The resource tracker is a process of the container, but not a worker; the probe is neither.
-    assert bench.count_workers(processes) == 3
-    assert len(bench.server_processes(processes)) == 5
-    assert bench.rss_bytes(processes) == (24684 + 11520 + 41196 + 41136 + 41164) * 1024
+    assert procs.count_workers(processes) == 3
+    assert len(procs.server_processes(processes)) == 5
+    assert procs.rss_bytes(processes) == (24684 + 11520 + 41196 + 41136 + 41164) * 1024
 
 
 def test_workers_from_granian_parent_and_one_worker():
-    assert bench.count_workers(bench.parse_processes(GRANIAN_1)) == 1
+    assert procs.count_workers(procs.parse_processes(GRANIAN_1)) == 1
 
 
 def test_a_single_process_server_is_one_worker():
-    processes = bench.parse_processes("1\t0\t30000\tdaphne --bind 0.0.0.0 --port 8000 app:app\n")
-    assert bench.count_workers(processes) == 1
+    processes = procs.parse_processes("1\t0\t30000\tdaphne --bind 0.0.0.0 --port 8000 app:app\n")
+    assert procs.count_workers(processes) == 1
 
 
 def test_an_init_as_pid_1_is_looked_through():
@@ -228,15 +227,15 @@ def test_an_init_as_pid_1_is_looked_through():
         "9\t7\t38000\t/opt/venv/bin/python /opt/venv/bin/granian --workers 2 app:app\n"
         "10\t7\t38000\t/opt/venv/bin/python /opt/venv/bin/granian --workers 2 app:app\n"
     )
-    assert bench.count_workers(bench.parse_processes(text)) == 2
+    assert procs.count_workers(procs.parse_processes(text)) == 2
 
 
 def test_no_processes_is_zero_workers():
-    assert bench.count_workers([]) == 0
+    assert procs.count_workers([]) == 0
 
 
-def _report() -> bench.BenchReport:
-    report = bench.BenchReport(
+def _report() -> BenchReport:
+    report = BenchReport(
         duration_seconds=10,
         connections=32,
         path="/",
@@ -246,7 +245,7 @@ def _report() -> bench.BenchReport:
         run_id="abc",
     )
     report.results.append(
-        bench.BenchResult(
+        BenchResult(
             name="granian",
             image="imgtool-reference-app:granian",
             image_size_bytes=235_000_000,
@@ -254,11 +253,11 @@ def _report() -> bench.BenchReport:
             rss_bytes=70_000_000,
             processes=2,
             workers=1,
-            http1=bench.parse_wrk(WRK),
-            h2c=bench.parse_h2load(H2LOAD, H2LOAD_LOG, 32),
+            http1=parse.parse_wrk(WRK),
+            h2c=parse.parse_h2load(H2LOAD, H2LOAD_LOG, 32),
         )
     )
-    report.results.append(bench.BenchResult(name="broken", image="x:y", error="container exited with code 1: boom"))
+    report.results.append(BenchResult(name="broken", image="x:y", error="container exited with code 1: boom"))
     return report
 
 
@@ -308,12 +307,27 @@ def test_plot_without_matplotlib_is_a_usage_error(monkeypatch):
 
 
 def test_pick_generators(monkeypatch):
-    monkeypatch.setattr(bench.shutil, "which", lambda tool: None)
+    monkeypatch.setattr(load.shutil, "which", lambda tool: None)
     assert bench.pick_generators("auto") == {"http1": "httpx", "h2c": "httpx"}
-    with pytest.raises(bench.EnvironmentProblem, match="apt-get install -y wrk nghttp2-client"):
+    with pytest.raises(EnvironmentProblem, match="apt-get install -y wrk nghttp2-client"):
         bench.pick_generators("wrk")
-    monkeypatch.setattr(bench.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    monkeypatch.setattr(load.shutil, "which", lambda tool: f"/usr/bin/{tool}")
     assert bench.pick_generators("auto") == {"http1": "wrk", "h2c": "h2load"}
     assert bench.pick_generators("httpx") == {"http1": "httpx", "h2c": "httpx"}
     with pytest.raises(UsageError, match="--generator"):
         bench.pick_generators("ab")
+
+
+def test_the_clis_choices_load_neither_httpx_nor_docker():
+    """The CLI's options name Generator and Via at start-up: that must not cost the load generators' imports."""
+    code = "import sys, toolkit.bench.choices; print(sorted(m for m in ('httpx', 'docker') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_package_names_what_the_cli_and_benchmarks_use():
+    for name in bench.__all__:
+        assert getattr(bench, name) is not None
+    assert bench.median([4, 1, 2, 3]) == 2.5  # statistics' own
+    with pytest.raises(AttributeError):
+        _ = bench.no_such_name

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from toolkit import compose
+from toolkit import buildfiles, compose
 from toolkit.config import BUNDLED_APP_CONTEXT, load_config
 from toolkit.errors import EnvironmentProblem, UsageError
 from toolkit.plan import BaseImage, make_plan
@@ -85,14 +85,14 @@ def test_one_server_yaml_text():
     assert yaml.safe_load(text) == compose.compose_model(plans_for("uvicorn"))
 
 
-# ---- five servers ----
+# ---- every server ----
 
 
-def test_five_servers_in_registry_order_on_distinct_loopback_ports():
+def test_every_server_in_registry_order_on_distinct_loopback_ports():
     model = compose.compose_model(plans_for())
-    assert list(model["services"]) == ["uvicorn", "hypercorn", "daphne", "granian", "gunicorn"]
+    assert list(model["services"]) == list(SERVERS)
     bindings = [service["ports"] for service in model["services"].values()]
-    assert bindings == [[f"127.0.0.1:{8001 + index}:8000"] for index in range(5)]
+    assert bindings == [[f"127.0.0.1:{8001 + index}:8000"] for index in range(len(SERVERS))]
     for name, service in model["services"].items():
         assert service["image"] == f"imgtool-reference-app:{name}"
         assert service["healthcheck"]["test"][0] == "CMD"
@@ -102,11 +102,12 @@ def test_five_servers_in_registry_order_on_distinct_loopback_ports():
 def test_port_base_moves_every_port():
     model = compose.compose_model(plans_for(), port_base=20000)
     ports = [service["ports"][0] for service in model["services"].values()]
-    assert ports == [f"127.0.0.1:{port}:8000" for port in range(20000, 20005)]
-    assert compose.host_ports(plans_for(), 20000) == dict(zip(SERVERS, range(20000, 20005), strict=True))
+    ports_range = range(20000, 20000 + len(SERVERS))
+    assert ports == [f"127.0.0.1:{port}:8000" for port in ports_range]
+    assert compose.host_ports(plans_for(), 20000) == dict(zip(SERVERS, ports_range, strict=True))
 
 
-def test_five_servers_yaml_round_trips_and_is_deterministic():
+def test_every_server_yaml_round_trips_and_is_deterministic():
     plans = plans_for()
     first = compose.dump(compose.compose_model(plans))
     second = compose.dump(compose.compose_model(plans_for()))
@@ -190,8 +191,8 @@ def test_image_refs_pin_only_digests_of_the_same_repository():
 
 def test_build_mode_paths_inside_the_repository_are_relative(tmp_path):
     output = REPO / "compose.yaml"
-    refs = compose.build_refs(plans_for("granian"), output)
-    assert refs["granian"] == compose.BuildRef(
+    refs = buildfiles.build_refs(plans_for("granian"), output)
+    assert refs["granian"] == buildfiles.BuildRef(
         context="images/app", dockerfile="../../.imgtool/compose/granian.Dockerfile", assets=".imgtool/assets"
     )
     # compose resolves context from the file's directory and dockerfile from the context
@@ -200,14 +201,14 @@ def test_build_mode_paths_inside_the_repository_are_relative(tmp_path):
 
 
 def test_build_mode_paths_outside_are_absolute(tmp_path):
-    refs = compose.build_refs(plans_for("granian"), tmp_path / "stack.yaml")
+    refs = buildfiles.build_refs(plans_for("granian"), tmp_path / "stack.yaml")
     assert refs["granian"].context == str(BUNDLED_APP_CONTEXT.resolve())
     assert refs["granian"].dockerfile == str(tmp_path / ".imgtool" / "stack" / "granian.Dockerfile")
 
 
 def test_build_mode_model(tmp_path):
     plans = plans_for()
-    refs = compose.build_refs(plans, tmp_path / "compose.yaml")
+    refs = buildfiles.build_refs(plans, tmp_path / "compose.yaml")
     model = compose.compose_model(plans, builds=refs, ca_secret_file="/etc/ssl/certs/ca-certificates.crt")
     assert model["secrets"] == {"ca": {"file": "/etc/ssl/certs/ca-certificates.crt"}}
     for name, service in model["services"].items():
@@ -262,7 +263,7 @@ def test_output_checks(tmp_path):
 def test_write_compose_leaves_nothing_when_validation_fails(tmp_path, monkeypatch):
     monkeypatch.setattr(compose, "require_compose", lambda: None)
 
-    def reject(path):
+    def reject(path, swarm=False):
         assert path.parent == tmp_path and path.read_text() == "services: {}\n"
         raise EnvironmentProblem("docker compose rejected the generated file (boom); nothing was written")
 
@@ -380,7 +381,8 @@ def test_swarm_options_are_checked(options, message):
 def test_swarm_needs_images_and_a_sane_start_period():
     plans = plans_for("granian")
     with pytest.raises(UsageError, match="--swarm runs images"):
-        compose.compose_model(plans, builds={"granian": compose.BuildRef(".", "x", "y")}, swarm=compose.SwarmOptions())
+        builds = {"granian": buildfiles.BuildRef(".", "x", "y")}
+        compose.compose_model(plans, builds=builds, swarm=compose.SwarmOptions())
     with pytest.raises(UsageError, match="--start-period 0"):
         compose.compose_model(plans, start_period=0)
 

@@ -1,4 +1,4 @@
-"""The engine and buildx floors: pure version logic, no Docker."""
+"""The engine and buildx floors, and the docker CLI probe: pure version logic, no Docker."""
 
 import pytest
 
@@ -37,3 +37,25 @@ def test_buildx_floor(version, problem):
         assert said is None
     else:
         assert problem in said and "\n" not in said
+
+
+def test_one_docker_cli_probe_reads_the_first_line_or_none(monkeypatch):
+    import subprocess
+
+    def run(argv, **_):
+        if argv[1] == "compose":
+            return subprocess.CompletedProcess(argv, 0, "Docker Compose version v2.40.3\n", "")
+        if argv[1] == "buildx":
+            return subprocess.CompletedProcess(argv, 0, "github.com/docker/buildx v0.29.1 a1b2c3\nmore\n", "")
+        return subprocess.CompletedProcess(argv, 1, "", "docker: unknown command")
+
+    monkeypatch.setattr(engine.subprocess, "run", run)
+    assert engine.cli_version("compose", "version") == "Docker Compose version v2.40.3"
+    assert engine.buildx_version() == "0.29.1"
+    assert engine.cli_version("nope", "version") is None
+
+    def missing(argv, **_):
+        raise FileNotFoundError("docker")
+
+    monkeypatch.setattr(engine.subprocess, "run", missing)
+    assert engine.cli_version("compose", "version") is None and engine.buildx_version() is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from toolkit.base import split_ref, validate_registry
+from toolkit.base import validate_registry
 from toolkit.errors import UsageError
 from toolkit.lock import (
     LOCK_FILE,
@@ -116,10 +116,3 @@ def test_valid_registries(registry, name):
 def test_plain_http_only_for_this_machine_and_bad_names_refused(registry):
     with pytest.raises(UsageError):
         validate_registry(registry)
-
-
-def test_split_ref_handles_ports_tags_and_digests():
-    assert split_ref(REF) == ("localhost:5000/imgtool-base", "granian-py3.11")
-    assert split_ref(f"{REF}@{DIGEST_A}") == ("localhost:5000/imgtool-base", DIGEST_A)
-    assert split_ref(f"localhost:5000/imgtool-base@{DIGEST_A}") == ("localhost:5000/imgtool-base", DIGEST_A)
-    assert split_ref("localhost:5000/imgtool-base") == ("localhost:5000/imgtool-base", "latest")

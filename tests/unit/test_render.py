@@ -9,7 +9,7 @@ import pytest
 
 from toolkit.config import load_config
 from toolkit.plan import BaseImage, make_plan
-from toolkit.render import _ENV, render_dockerfile
+from toolkit.render import get_template, get_workflow_template, render_dockerfile
 from toolkit.servers import SERVERS
 
 OFFICIAL = BaseImage("python:3.11-slim", "sha256:" + "a" * 64)
@@ -89,7 +89,9 @@ def test_requirements_file_is_copied_and_installed(tmp_path):
 
 def test_strict_undefined_fails_on_a_missing_variable():
     with pytest.raises(jinja2.UndefinedError):
-        _ENV.from_string("FROM {{ base.nope }}").render(base=OFFLINE)
+        get_template("init/imgtool.toml.j2").render(app="main:app", servers=["granian"], health_path="/health")
+    with pytest.raises(jinja2.UndefinedError):
+        get_workflow_template("workflow.yml.j2").render()
 
 
 def test_hadolint_passes_on_every_rendered_dockerfile(tmp_path):

@@ -381,7 +381,7 @@ def test_every_toolkit_workflow_call_parses(workflow_file):
     if "image" in load(workflow_file)["jobs"]:
         assert calls
     for argv in calls:
-        workflow._parser().parse_args(argv)
+        workflow.argument_parser().parse_args(argv)
 
 
 def test_the_workflow_calls_run_in_a_subprocess_too():

@@ -1,13 +1,12 @@
 """The smoke runner: owns container lifetimes (start, wait healthy, check, stop, remove).
 
-Every container is published on 127.0.0.1 only and labelled `imgtool.test=<run id>`, so a
-run removes exactly what it started, also on Ctrl-C and on errors.
+Its containers follow the container contract (toolkit.containers): published on 127.0.0.1 only and
+labelled `imgtool.test=<run id>`, so a run removes exactly what it started, also on Ctrl-C and on errors.
 """
 
 from __future__ import annotations
 
 import contextlib
-import secrets
 import ssl
 import tempfile
 import time
@@ -21,24 +20,21 @@ import requests.exceptions
 import trustme
 from cryptography.hazmat.primitives import serialization
 
-from toolkit.errors import UsageError
-from toolkit.servers import SERVERS, ServerSpec
+from toolkit import containers
+from toolkit.containers import TEST_LABEL as TEST_LABEL  # re-exported: benchmarks/run.py imports it here
+from toolkit.containers import Role
+from toolkit.containers import remove_test_containers as remove_test_containers  # re-exported, likewise
+from toolkit.servers import ServerSpec
 from toolkit.smoke import checks
 from toolkit.smoke.checks import CheckFailure, Target
 from toolkit.smoke.model import CHECKS, CheckResult, ServerReport, Status
 
-TEST_LABEL = "imgtool.test"
-PROTOCOL_CHECKS = ("http1", "h2c", "h2-tls", "ws")
 # Checks that use the reference app's routes (/ws, /info, /slow) beyond the health path.
 REFERENCE_ONLY = {"ws": "/ws", "lifespan": "/info", "graceful": "/slow"}
 LIFESPAN_SHUTDOWN_MARK = "lifespan shutdown complete"
 CERT_DIR = "/certs"
 DEFAULT_CLEAN_EXIT_CODES = frozenset({0, 143})
 LOG_TAIL = 60
-
-
-def new_run_id() -> str:
-    return secrets.token_hex(4)
 
 
 @dataclass(frozen=True)
@@ -65,12 +61,8 @@ def describe_image(
     protocols: list[str] | None = None,
     environment: dict[str, str] | None = None,
 ) -> ImageUnderTest:
-    try:
-        image = client.images.get(ref)
-    except docker.errors.ImageNotFound:
-        raise UsageError(f"image {ref} not found: build it first (imgtool build) or pass an existing --image") from None
-    labels = image.labels or {}
-    spec = SERVERS.get(labels.get("imgtool.server", ""))
+    labels = containers.image_labels(client, ref)
+    spec = labels.spec
     always = {"health", "nonroot", "readonly"}
     if protocols:
         claimed = frozenset(always | set(protocols))
@@ -80,12 +72,12 @@ def describe_image(
         claimed = frozenset(always | {"http1"})
     return ImageUnderTest(
         ref=ref,
-        name=spec.name if spec else ref,
-        port=port or int(labels.get("imgtool.port", 8000)),
-        health_path=health_path or labels.get("imgtool.health-path", "/health"),
-        reference_routes=labels.get("imgtool.routes") == "reference",
+        name=labels.name,
+        port=port or labels.port,
+        health_path=health_path or labels.health_path,
+        reference_routes=labels.reference_routes,
         spec=spec,
-        app=labels.get("imgtool.app"),
+        app=labels.app,
         claimed=claimed,
         limitations=dict(spec.limitations) if spec else {},
         environment=dict(environment or {}),
@@ -117,50 +109,32 @@ def plan_checks(image: ImageUnderTest, selected: set[str]) -> dict[str, str | No
     return decisions
 
 
-class Runner:
+class Runner(containers.Run):
     def __init__(self, client: docker.DockerClient, run_id: str, timeout: float = 20.0, stop_timeout: float = 10.0):
-        self.client = client
-        self.run_id = run_id
+        super().__init__(client, run_id)
         self.timeout = timeout
         self.stop_timeout = stop_timeout
 
-    def __enter__(self) -> Runner:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        # Ctrl-C can land between the engine creating a container and `run` returning it:
-        # the label finds what no context manager got to see.
-        remove_test_containers(self.client, self.run_id)
-
     @contextlib.contextmanager
-    def container(self, image: ImageUnderTest, role: str, **options) -> Iterator[docker.models.containers.Container]:
+    def container(self, image: ImageUnderTest, role: Role, **options) -> Iterator[containers.Container]:
         """A started container that is always removed, with its logs kept in `self.logs`."""
         options["environment"] = {**image.environment, **options.get("environment", {})}
-        container = self.client.containers.run(
-            image.ref,
-            detach=True,
-            name=f"imgtool-test-{self.run_id}-{image.name.replace('/', '-').replace(':', '-')}-{role}",
-            labels={TEST_LABEL: self.run_id, "imgtool.test.role": role},
-            ports={f"{image.port}/tcp": ("127.0.0.1", None)},
-            # Same test command as the image's HEALTHCHECK, polled faster than the image's default.
-            healthcheck={"interval": 250_000_000},
-            **options,
-        )
-        try:
-            yield container
-        finally:
-            with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
-                self.logs.append(f"--- {role} container logs ---\n" + _logs(container))
-            with contextlib.suppress(docker.errors.NotFound):
-                container.remove(force=True, v=True)
+        # Same test command as the image's HEALTHCHECK, polled faster than the image's default.
+        options["healthcheck"] = {"interval": 250_000_000}
+        with self.start(image.ref, role, image.port, image.name, **options) as container:
+            try:
+                yield container
+            finally:
+                with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
+                    self.logs.append(f"--- {role} container logs ---\n" + _logs(container))
 
     def target(self, container, image: ImageUnderTest, tls: ssl.SSLContext | None = None) -> Target:
-        container.reload()
-        bindings = container.attrs["NetworkSettings"]["Ports"].get(f"{image.port}/tcp") or []
-        if not bindings:
-            raise CheckFailure(f"port {image.port} was not published (container {container.status})")
+        try:
+            port = containers.host_port(container, image.port)
+        except containers.NotPublished as exc:
+            raise CheckFailure(str(exc)) from None
         return Target(
-            port=int(bindings[0]["HostPort"]),
+            port=port,
             health_path=image.health_path,
             reference_routes=image.reference_routes,
             tls_context=tls,
@@ -235,7 +209,7 @@ class Runner:
         return report
 
     def _main_container(self, image: ImageUnderTest, plan: dict[str, str | None], attempt) -> None:
-        with self.container(image, "main") as container:
+        with self.container(image, Role.MAIN) as container:
             try:
                 target = self.target(container, image)
             except CheckFailure as exc:
@@ -302,7 +276,7 @@ class Runner:
             authority.configure_trust(context)
             with self.container(
                 image,
-                "tls",
+                Role.TLS,
                 command=command,
                 environment={"HEALTH_SCHEME": "https"},
                 volumes={certs: {"bind": CERT_DIR, "mode": "ro"}},
@@ -324,7 +298,7 @@ class Runner:
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
         }
-        with self.container(image, "readonly", **hardened) as container:
+        with self.container(image, Role.READONLY, **hardened) as container:
 
             def readonly() -> str:
                 target = self.target(container, image)
@@ -380,13 +354,3 @@ def _write_certificate(authority: trustme.CA, directory: Path) -> None:
     directory.chmod(0o755)
     for path in directory.iterdir():
         path.chmod(0o644)
-
-
-def remove_test_containers(client: docker.DockerClient, run_id: str | None = None) -> int:
-    """Remove containers a smoke run left (all runs' when run_id is None); returns how many."""
-    label = f"{TEST_LABEL}={run_id}" if run_id else TEST_LABEL
-    containers = client.containers.list(all=True, filters={"label": label})
-    for container in containers:
-        with contextlib.suppress(docker.errors.NotFound):
-            container.remove(force=True, v=True)
-    return len(containers)

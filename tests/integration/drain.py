@@ -1,4 +1,4 @@
-"""Stop a server under load and count what happened to every request.
+"""Stop a server under load and count what happened to every request (test_reliability's measurement).
 
 Bounded load on 127.0.0.1: a few keep-alive clients in threads, for a few seconds, each sending
 slow requests so that some are always in flight when the container is told to stop.
@@ -11,16 +11,20 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import httpx
 
 from toolkit.smoke.checks import Target
 
-# Outcomes of one request.
-OK = "ok"  # 200 with the complete expected body
-BAD_STATUS = "bad_status"  # a response, but not 200
-TRUNCATED = "truncated"  # headers arrived, the body did not complete
-NO_RESPONSE = "no_response"  # refused or closed before any response: not served, not corrupted
+
+class Outcome(StrEnum):
+    """What happened to one request."""
+
+    OK = "ok"  # 200 with the complete expected body
+    BAD_STATUS = "bad_status"  # a response, but not 200
+    TRUNCATED = "truncated"  # headers arrived, the body did not complete
+    NO_RESPONSE = "no_response"  # refused or closed before any response: not served, not corrupted
 
 
 @dataclass
@@ -39,38 +43,38 @@ class DrainResult:
     @property
     def damaged(self) -> int:
         """Requests that got a response which was not a complete 200."""
-        return sum(counts[BAD_STATUS] + counts[TRUNCATED] for counts in (self.before, self.after))
+        return sum(counts[Outcome.BAD_STATUS] + counts[Outcome.TRUNCATED] for counts in (self.before, self.after))
 
     @property
     def lost_in_flight(self) -> int:
         """Requests sent before the signal that never got a response: a graceful server loses none."""
-        return self.before[NO_RESPONSE]
+        return self.before[Outcome.NO_RESPONSE]
 
     def summary(self) -> dict:
         return {
             "sent": self.sent,
-            "completed": self.before[OK] + self.after[OK],
+            "completed": self.before[Outcome.OK] + self.after[Outcome.OK],
             "damaged": self.damaged,
             "lost_in_flight": self.lost_in_flight,
-            "refused_after_signal": self.after[NO_RESPONSE],
+            "refused_after_signal": self.after[Outcome.NO_RESPONSE],
             "exit_code": self.exit_code,
             "stop_seconds": round(self.stop_seconds, 2),
         }
 
 
-def _one_request(client: httpx.Client, target: Target, milliseconds: int) -> str:
+def _one_request(client: httpx.Client, target: Target, milliseconds: int) -> Outcome:
     expected = f"slept {milliseconds} ms"
     try:
         with client.stream("GET", target.url(f"/slow?ms={milliseconds}")) as response:
             try:
                 body = response.read().decode(errors="replace")
             except httpx.HTTPError:
-                return TRUNCATED
+                return Outcome.TRUNCATED
             if response.status_code != 200:
-                return BAD_STATUS
-            return OK if expected in body else TRUNCATED
+                return Outcome.BAD_STATUS
+            return Outcome.OK if expected in body else Outcome.TRUNCATED
     except httpx.HTTPError:
-        return NO_RESPONSE
+        return Outcome.NO_RESPONSE
 
 
 def drain_under_load(
@@ -94,7 +98,7 @@ def drain_under_load(
                 outcome = _one_request(client, target, request_ms)
                 with lock:
                     (result.after if sent_after_signal else result.before)[outcome] += 1
-                if outcome == NO_RESPONSE:
+                if outcome == Outcome.NO_RESPONSE:
                     # The server is going away: keep probing, but gently.
                     time.sleep(0.1)
 
