@@ -73,6 +73,7 @@ def servers(as_json: JsonOpt = False) -> None:
                     "packages": list(spec.packages),
                     "protocols": sorted(spec.protocols),
                     "lifespan": spec.lifespan,
+                    "without_lifespan": spec.without_lifespan,
                     "graceful": spec.graceful,
                     "command": list(spec.command),
                     "limitations": spec.limitations,
