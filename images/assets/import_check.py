@@ -10,8 +10,8 @@ the environment, not of the image: the build goes on with one warning line namin
 `[tool.imgtool] check-env` reaches this script as the BuildKit secret `check-env` (JSON), so those
 imports can run for real without any value reaching a layer or the image's history.
 
-Prints one `imgtool-import-check:` line naming a failure, or one `imgtool-import-check-warning:` line;
-imgtool turns them into its own messages.
+Prints one line: `imgtool-import-check:` naming a failure, `imgtool-import-check-warning:`, or
+`imgtool-import-check-ok:`; imgtool turns the first two into its own messages.
 """
 
 import importlib
@@ -43,7 +43,7 @@ def _line(kind, exc):
     return f"imgtool-{kind}: {type(exc).__name__}: {message[:200]}"
 
 
-def check_app(app):
+def check_app(app, check_env=()):
     module_name, _, attribute = app.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -65,6 +65,8 @@ def check_app(app):
     if not callable(target):
         print(f"imgtool-import-check: TypeError: {app} is not callable (an ASGI app or a factory)", flush=True)
         return 1
+    names = f" with check-env {', '.join(check_env)}" if check_env else ""
+    print(f"imgtool-import-check-ok: {app} imported{names}", flush=True)
     return 0
 
 
@@ -84,10 +86,10 @@ def collectstatic(settings):
 
 
 def main(argv):
-    load_check_env()
+    names = load_check_env()
     if argv[:1] == ["--collectstatic"]:
         return collectstatic(argv[1])
-    return check_app(argv[0])
+    return check_app(argv[0], names)
 
 
 if __name__ == "__main__":

@@ -179,6 +179,7 @@ def test_check_env_secret_lets_the_import_run_for_real(tmp_path):
     result = import_check(tmp_path, "web:app", secret={"DATABASE_URL": "sqlite://"})
     assert result.returncode == 0, result.stdout + result.stderr
     assert marker(result, "import-check-warning") is None
+    assert marker(result, "import-check-ok") == "web:app imported with check-env DATABASE_URL"
 
 
 # ---- the lifespan probe ----
