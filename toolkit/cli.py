@@ -42,7 +42,18 @@ ServerOpt = Annotated[
 AllOpt = Annotated[bool, typer.Option("--all", help="Act on every server in the registry.")]
 AppOpt = Annotated[str | None, typer.Option("--app", help="ASGI app as module:attr (default: \\[tool.imgtool] app).")]
 ContextOpt = Annotated[
-    Path | None, typer.Option("--context", help="Build context holding the app (default: the bundled app).")
+    Path | None,
+    typer.Option(
+        "--context", help="The project directory (default: the current directory, or \\[tool.imgtool] context)."
+    ),
+]
+DemoOpt = Annotated[bool, typer.Option("--demo", help="Act on imgtool's bundled reference app instead of a project.")]
+HealthPathOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--health-path",
+        help="Route that must answer 2xx (default: \\[tool.imgtool] health-path, else any answer below 500 at /).",
+    ),
 ]
 BaseOpt = Annotated[str | None, typer.Option("--base", help="Base image (default: python:<python>-slim).")]
 PythonOpt = Annotated[str | None, typer.Option("--python", help="Python version X.Y of the default base.")]
@@ -99,7 +110,9 @@ def servers(as_json: JsonOpt = False) -> None:
     out.print(table)
 
 
-def _plans(server_names, all_servers, app_ref, context, base, python, tag=None, frozen=False):
+def _plans(
+    server_names, all_servers, app_ref, context, base, python, tag=None, frozen=False, demo=False, health_path=None
+):
     """Config, Docker client and one BuildPlan per selected server (on imgtool.lock's bases when it has them)."""
     from toolkit import assets as helper_files
     from toolkit import engine
@@ -108,7 +121,7 @@ def _plans(server_names, all_servers, app_ref, context, base, python, tag=None, 
     from toolkit.plan import make_plan
     from toolkit.servers import select_servers
 
-    config = load_config(context=context, app=app_ref, python=python, base=base)
+    config = load_config(context=context, app=app_ref, python=python, base=base, health_path=health_path, demo=demo)
     specs = select_servers(server_names, all_servers, config.servers)
     client = engine.connect()
     bases = resolve_bases(client, config, [spec.name for spec in specs], base, frozen, _notice)
@@ -118,6 +131,15 @@ def _plans(server_names, all_servers, app_ref, context, base, python, tag=None, 
     if config.origins["app"].startswith("detected"):
         err.print(f"app: {config.app}, {config.origins['app']}", highlight=False, markup=False)
     err.print(f"dependencies: {config.deps.summary}", highlight=False, markup=False)
+    if config.project_path != ".":
+        err.print(f"context: {config.context} (uv workspace), project {config.project_path}", highlight=False)
+    if config.origins["python"].startswith("detected"):
+        err.print(f"python: {config.python}, {config.origins['python']}", highlight=False, markup=False)
+    if config.django is not None:
+        static = "collectstatic in the build" if config.django.static_root else "no STATIC_ROOT, no collectstatic"
+        err.print(f"django: settings {config.django.settings}, {static}", highlight=False, markup=False)
+    for note in dict.fromkeys(note for plan in plans for note in plan.notes):
+        _notice(note)
     return client, plans
 
 
@@ -126,6 +148,8 @@ def render(
     server: Annotated[str, typer.Option("--server", "-s", help="Server to render for.")] = "granian",
     app_ref: AppOpt = None,
     context: ContextOpt = None,
+    demo: DemoOpt = False,
+    health_path: HealthPathOpt = None,
     base: BaseOpt = None,
     python: PythonOpt = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")] = None,
@@ -136,7 +160,7 @@ def render(
 
     if output is not None and not output.parent.is_dir():
         raise UsageError(f"cannot write {output}: directory {output.parent} does not exist")
-    _, plans = _plans([server], False, app_ref, context, base, python)
+    _, plans = _plans([server], False, app_ref, context, base, python, demo=demo, health_path=health_path)
     text = render_dockerfile(plans[0], str(output.resolve()) if output else "Dockerfile", engine.resolve_ca_cert(None))
     if output is None:
         sys.stdout.write(text)
@@ -145,12 +169,14 @@ def render(
         err.print(f"wrote {output}")
 
 
-@app.command(epilog="Examples: imgtool build --server granian · imgtool build --all --json")
+@app.command(epilog="Examples: cd myproject && imgtool build --server granian · imgtool build --demo --all --json")
 def build(
     server: ServerOpt = None,
     all_servers: AllOpt = False,
     app_ref: AppOpt = None,
     context: ContextOpt = None,
+    demo: DemoOpt = False,
+    health_path: HealthPathOpt = None,
     tag: Annotated[
         str | None, typer.Option("--tag", "-t", help="Image tag; with several servers it must contain {server}.")
     ] = None,
@@ -166,7 +192,7 @@ def build(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Build a multi-stage image of the app for each server (default: the bundled app on granian)."""
+    """Build a multi-stage image of the project in the current directory for each server (default: granian)."""
     from toolkit import engine
     from toolkit.render import render_dockerfile
 
@@ -176,7 +202,7 @@ def build(
 
         validate_tag(tag.replace("{server}", "server"))
     engine.require_buildx()
-    client, plans = _plans(server, all_servers, app_ref, context, base, python, tag, frozen)
+    client, plans = _plans(server, all_servers, app_ref, context, base, python, tag, frozen, demo, health_path)
     results = []
     for plan in plans:
         if plan.server.deprecation:
@@ -185,6 +211,8 @@ def build(
             err.print(f"[bold]building[/] {plan.tag} on {plan.base.ref}", highlight=False)
         dockerfile = render_dockerfile(plan, "-", ca)
         result = engine.build_image(client, plan, dockerfile, ca, no_cache, show_progress=not as_json)
+        for warning in result.warnings:
+            _notice(warning)
         results.append(result)
     if as_json:
         _print_json([asdict(result) for result in results])
@@ -205,13 +233,15 @@ def build(
 
 @app.command(
     "test",
-    epilog="Examples: imgtool test --server granian · imgtool test --all --junit report.xml · "
-    "imgtool test --image myapp:latest --protocol http1 --health-path /healthz",
+    epilog="Examples: cd myproject && imgtool test --server granian --env SECRET_KEY=x · imgtool test --demo --all "
+    "--junit report.xml · imgtool test --image myapp:latest --protocol http1 --health-path /healthz",
 )
 def test_images(
     server: ServerOpt = None,
     all_servers: AllOpt = False,
+    app_ref: AppOpt = None,
     context: ContextOpt = None,
+    demo: DemoOpt = False,
     image: Annotated[
         list[str] | None, typer.Option("--image", help="Test this image instead (repeatable; any image).")
     ] = None,
@@ -221,7 +251,14 @@ def test_images(
     check: Annotated[
         list[str] | None, typer.Option("--check", "-c", help="Run only these checks (repeatable; default all).")
     ] = None,
-    health_path: Annotated[str | None, typer.Option("--health-path", help="Health route (default: label).")] = None,
+    health_path: Annotated[
+        str | None,
+        typer.Option(
+            "--health-path",
+            help="Route that must answer 2xx, also what the image's HEALTHCHECK asks (default: the image's label, "
+            "else any answer below 500 at /).",
+        ),
+    ] = None,
     port: Annotated[int | None, typer.Option("--port", help="Container port (default: label or 8000).")] = None,
     env: Annotated[
         list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE for the containers (repeatable).")
@@ -255,10 +292,12 @@ def test_images(
         raise UsageError("--image and --server/--all exclude each other: pass one of them")
     if junit_file is not None and not junit_file.parent.is_dir():
         raise UsageError(f"cannot write {junit_file}: directory {junit_file.parent} does not exist")
+    if health_path is not None and not health_path.startswith("/"):
+        raise UsageError(f"--health-path {health_path!r} must start with '/': e.g. --health-path /health")
     if image:
         refs = list(image)
     else:
-        config = load_config(context=context)
+        config = load_config(context=context, app=app_ref, demo=demo)
         refs = [default_tag(config, spec) for spec in select_servers(server, all_servers, config.servers)]
     selected = set(check or CHECKS)
     if protocol:
@@ -509,7 +548,9 @@ def base_lock(
     all_servers: AllOpt = False,
     python: PythonOpt = None,
     registry: RegistryOpt = "localhost:5000",
+    app_ref: AppOpt = None,
     context: ContextOpt = None,
+    demo: DemoOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Pin per-server bases by registry digest in the project's imgtool.lock (written or updated)."""
@@ -521,7 +562,7 @@ def base_lock(
     from toolkit.servers import select_servers
 
     registry = validate_registry(registry)
-    config = load_config(context=context, python=python)
+    config = load_config(context=context, app=app_ref, python=python, demo=demo)
     specs = select_servers(server, all_servers, config.servers)
     client = engine.connect()
     lock = read_lock(config.context) or Lock()
@@ -547,6 +588,8 @@ def compose(
     all_servers: AllOpt = False,
     app_ref: AppOpt = None,
     context: ContextOpt = None,
+    demo: DemoOpt = False,
+    health_path: HealthPathOpt = None,
     base: BaseOpt = None,
     python: PythonOpt = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Compose file to write (validated first).")] = Path(
@@ -580,7 +623,7 @@ def compose(
     stack.check_output(output)
     stack.check_ports(port_base, len(specs))
     stack.check_workers(workers)
-    client, plans = _plans(server, all_servers, app_ref, context, base, python)
+    client, plans = _plans(server, all_servers, app_ref, context, base, python, demo=demo, health_path=health_path)
     for plan in plans:
         if plan.server.deprecation:
             _notice(plan.server.deprecation)
@@ -647,9 +690,10 @@ def show_config(
     server: ServerOpt = None,
     app_ref: AppOpt = None,
     context: ContextOpt = None,
+    demo: DemoOpt = False,
     base: BaseOpt = None,
     python: PythonOpt = None,
-    health_path: Annotated[str | None, typer.Option("--health-path", help="Health route.")] = None,
+    health_path: HealthPathOpt = None,
     port: Annotated[int | None, typer.Option("--port", help="Container port.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -659,7 +703,7 @@ def show_config(
     from toolkit.config import describe_config, load_config
     from toolkit.servers import select_servers
 
-    config = load_config(context, app_ref, python, base, health_path, port)
+    config = load_config(context, app_ref, python, base, health_path, port, demo=demo)
     servers = tuple(spec.name for spec in select_servers(server, False, config.servers))
     origin = "flag" if server else config.origins.get("servers", "default")
     rows = describe_config(config, servers, origin)
@@ -677,9 +721,10 @@ def show_config(
 
 @app.command(epilog="Examples: imgtool init · imgtool init --context ~/src/myproject --server uvicorn --force")
 def init(
-    context: Annotated[Path, typer.Option("--context", help="The project to set up.")] = Path("."),
+    context: ContextOpt = None,
     server: ServerOpt = None,
     app_ref: AppOpt = None,
+    health_path: HealthPathOpt = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing \\[tool.imgtool] and .dockerignore.")
     ] = False,
@@ -690,7 +735,7 @@ def init(
     from toolkit.config import load_config
     from toolkit.servers import select_servers
 
-    config = load_config(context=context, app=app_ref)
+    config = load_config(context=context, app=app_ref, health_path=health_path)
     servers = [spec.name for spec in select_servers(server, False, config.servers)]
     table = scaffold.tool_table(config.app, servers, config.health_path, config.port)
     changes = scaffold.plan_init(config.context, table, force)
@@ -735,6 +780,8 @@ def bake(
     all_servers: AllOpt = False,
     app_ref: AppOpt = None,
     context: ContextOpt = None,
+    demo: DemoOpt = False,
+    health_path: HealthPathOpt = None,
     base: BaseOpt = None,
     python: PythonOpt = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Bake file to write.")] = Path("docker-bake.hcl"),
@@ -747,7 +794,7 @@ def bake(
 
     output = output.expanduser()
     check_output(output)
-    _, plans = _plans(server, all_servers, app_ref, context, base, python)
+    _, plans = _plans(server, all_servers, app_ref, context, base, python, demo=demo, health_path=health_path)
     text, dockerfiles = scaffold.bake_file(plans, output, engine.resolve_ca_cert(None))
     for path, dockerfile in dockerfiles.items():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -770,7 +817,9 @@ def bench(
     image: Annotated[
         list[str] | None, typer.Option("--image", help="Measure this image instead (repeatable; any image).")
     ] = None,
+    app_ref: AppOpt = None,
     context: ContextOpt = None,
+    demo: DemoOpt = False,
     duration: Annotated[
         str, typer.Option("--duration", "-d", help="Load time per protocol, 1s to 10m: 10s, 1500ms, 1m.")
     ] = "10s",
@@ -815,7 +864,7 @@ def bench(
     if image:
         refs = list(image)
     else:
-        config = load_config(context=context)
+        config = load_config(context=context, app=app_ref, demo=demo)
         refs = [default_tag(config, spec) for spec in select_servers(server, all_servers, config.servers)]
     client = engine.connect()
     subjects = [b.subject_for(client, ref) for ref in refs]

@@ -45,6 +45,8 @@ HEALTH_INTERVAL = "2s"
 HEALTH_TIMEOUT = "3s"
 HEALTH_RETRIES = 3
 HEALTH_START_PERIOD = "30s"
+# Compose 2.20+ (Docker 25+ engines): how often to check while starting (the engine's default is 5 s).
+HEALTH_START_INTERVAL = "1s"
 # Every server here execs as PID 1 (launch.py), handles SIGTERM itself and reaps its own workers,
 # so none needs an init process; a server that does is named here and gets `init: true`.
 NEEDS_INIT: frozenset[str] = frozenset()
@@ -133,6 +135,7 @@ def healthcheck(plan: BuildPlan) -> dict:
         "timeout": HEALTH_TIMEOUT,
         "retries": HEALTH_RETRIES,
         "start_period": HEALTH_START_PERIOD,
+        "start_interval": HEALTH_START_INTERVAL,
     }
 
 
@@ -167,7 +170,12 @@ def _service(
         {
             "restart": "unless-stopped",
             "ports": [f"127.0.0.1:{host_port}:{plan.config.port}"],
-            "environment": {"PORT": str(plan.config.port), "WEB_CONCURRENCY": str(workers)},
+            # HEALTH_PATH is what the image's healthcheck asks (2xx); without it, any answer below 500 at /.
+            "environment": {
+                "PORT": str(plan.config.port),
+                "WEB_CONCURRENCY": str(workers),
+                **({"HEALTH_PATH": plan.config.health_path} if plan.config.health_path else {}),
+            },
             "healthcheck": healthcheck(plan),
             "stop_grace_period": f"{STOP_GRACE_SECONDS}s",
             "read_only": True,

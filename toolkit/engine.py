@@ -6,12 +6,13 @@ that decides what to build lives in plan.py and render.py.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
@@ -85,6 +86,8 @@ class BuildResult:
     image_id: str
     size_bytes: int
     seconds: float
+    # One line each: things the build noticed but did not fail on (the import check's warning).
+    warnings: list[str] = field(default_factory=list)
 
 
 def resolve_ca_cert(ca_cert: Path | None) -> Path | None:
@@ -103,13 +106,23 @@ def _buildx(
     ca_cert: Path | None,
     no_cache: bool,
     show_progress: bool,
+    check_env: dict[str, str] | None = None,
 ) -> tuple[int, str, float, list[str]]:
-    """Run `docker buildx build`: (exit code, image id, seconds, output lines kept for the error message)."""
+    """Run `docker buildx build`: (exit code, image id, seconds, output lines kept for the error message).
+
+    `check_env` reaches the build-time import check as the secret `check-env` (a JSON file that lives
+    only as long as the build): never an ARG, ENV or RUN line, so never in a layer or the history.
+    """
     with tempfile.TemporaryDirectory(prefix="imgtool-build-") as scratch:
         iidfile = Path(scratch) / "iid"
         progress = "tty" if show_progress and sys.stderr.isatty() else "plain"
         extra = ("--load", f"--progress={progress}", "--iidfile", str(iidfile), *(("--no-cache",) if no_cache else ()))
-        command = buildx_argv(tag, context, assets_context, "-", ca_cert, extra)
+        secret = None
+        if check_env:
+            secret = Path(scratch) / "check-env.json"
+            secret.write_text(json.dumps(check_env))
+            secret.chmod(0o600)
+        command = buildx_argv(tag, context, assets_context, "-", ca_cert, extra, check_env=secret)
         started = time.monotonic()
         output_lines: list[str] = []
         with subprocess.Popen(
@@ -148,10 +161,25 @@ def build_image(
 ) -> BuildResult:
     """Run `docker buildx build`; progress goes to the terminal or is kept for the error message."""
     returncode, image_id, seconds, output_lines = _buildx(
-        dockerfile, plan.tag, plan.config.context, plan.assets_context, ca_cert, no_cache, show_progress
+        dockerfile,
+        plan.tag,
+        plan.config.context,
+        plan.assets_context,
+        ca_cert,
+        no_cache,
+        show_progress,
+        plan.config.check_env,
     )
     if returncode != 0:
-        import_error = _import_check_error(output_lines)
+        lock_error = _marked(output_lines, "imgtool-lock-export: ")
+        if lock_error:
+            raise UsageError(f"{plan.deps.lock} cannot be installed: {lock_error}")
+        import_error = _marked(output_lines, "imgtool-import-check: ")
+        if import_error and "collectstatic failed" in import_error:
+            raise UsageError(
+                f"Django's collectstatic failed in the build ({import_error}): fix the settings, or give the "
+                "values they need at build time in [tool.imgtool] check-env"
+            )
         if import_error:
             raise UsageError(
                 f"{plan.config.app} cannot be imported in the image ({import_error}): "
@@ -159,7 +187,14 @@ def build_image(
             )
         raise BuildFailed(f"building {plan.tag} failed: {_build_error(output_lines)}")
     image = client.images.get(image_id)
-    return BuildResult(plan.server.name, plan.tag, image_id, image.attrs["Size"], seconds)
+    warnings = []
+    warning = _marked(output_lines, "imgtool-import-check-warning: ")
+    if warning:
+        warnings.append(
+            f"{plan.config.app} raised {warning} while importing at build time; built anyway (it may need run-time "
+            "settings: pass them to `imgtool test --env`, or set [tool.imgtool] check-env for a real import check)"
+        )
+    return BuildResult(plan.server.name, plan.tag, image_id, image.attrs["Size"], seconds, warnings)
 
 
 def build_server_base(
@@ -181,8 +216,8 @@ def build_server_base(
     return BuildResult(plan.server.name, plan.tag, image_id, image.attrs["Size"], seconds)
 
 
-def _import_check_error(lines: list[str]) -> str | None:
-    marker = "imgtool-import-check: "
+def _marked(lines: list[str], marker: str) -> str | None:
+    """The last line the build printed after `marker` (the import check's and lock exporter's one-liners)."""
     found = [line.split(marker, 1)[1].strip() for line in lines if marker in line]
     return found[-1] if found else None
 

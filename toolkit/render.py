@@ -30,10 +30,13 @@ def _assignments(mapping: dict[str, str], quote: bool = False) -> str:
 _ENV.filters["json"] = json.dumps
 _ENV.filters["assignments"] = _assignments
 _ENV.filters["shquote"] = shlex.quote
+_ENV.filters["prefix"] = lambda value, prefix: f"{prefix}{value}"
 
 
 def _command(plan: BuildPlan | ServerBasePlan, context: Path, dockerfile: str, ca_cert: Path | None) -> str:
-    argv = buildx_argv(plan.tag, context, plan.assets_context, dockerfile, ca_cert, extra=("--load",))
+    # [tool.imgtool] check-env: a JSON object of the values, written for the build and deleted after it.
+    check_env = "check-env.json" if isinstance(plan, BuildPlan) and plan.config.check_env else None
+    argv = buildx_argv(plan.tag, context, plan.assets_context, dockerfile, ca_cert, ("--load",), check_env)
     return shlex.join(argv)
 
 

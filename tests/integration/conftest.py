@@ -27,8 +27,8 @@ BROKEN_PREFIX = "imgtool-test-broken"
 
 @pytest.fixture(scope="session")
 def reference_images(docker_client) -> dict[str, str]:
-    """Build the bundled app for all five servers once, as a user would: `imgtool build --all`."""
-    result = run_cli("build", "--all", "--json")
+    """Build the bundled app for all five servers once, as a user would: `imgtool build --demo --all`."""
+    result = run_cli("build", "--demo", "--all", "--json")
     assert result.returncode == 0, f"imgtool build --all failed:\n{result.stderr[-3000:]}"
     built = {entry["server"]: entry["tag"] for entry in json.loads(result.stdout)}
     assert set(built) == set(SERVERS)

@@ -49,7 +49,7 @@ def test_one_server_service_structure():
     assert "init" not in service
     assert service["restart"] == "unless-stopped"
     assert service["ports"] == ["127.0.0.1:8001:8000"]
-    assert service["environment"] == {"PORT": "8000", "WEB_CONCURRENCY": "1"}
+    assert service["environment"] == {"PORT": "8000", "WEB_CONCURRENCY": "1", "HEALTH_PATH": "/health"}
     assert service["read_only"] is True
     assert service["tmpfs"] == ["/tmp"]
     assert service["cap_drop"] == ["ALL"]
