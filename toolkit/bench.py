@@ -534,14 +534,24 @@ def drive(url: str, protocol: str, generator: str, seconds: float, connections: 
     return httpx_load(url, seconds, connections, http2=protocol == "h2c")
 
 
-def wait_for_200(url: str, timeout: float = HEALTH_TIMEOUT, alive: Callable[[], str | None] | None = None) -> float:
-    """Poll until GET url answers 200; returns the monotonic time it did. `alive` names a death."""
+def wait_for_200(
+    url: str,
+    timeout: float = HEALTH_TIMEOUT,
+    alive: Callable[[], str | None] | None = None,
+    configured: bool = True,
+) -> float:
+    """Poll until GET url is healthy; returns the monotonic time it was. `alive` names a death.
+
+    `configured`: a health route, which must answer 2xx; else any answer below 500 (the image's rule).
+    """
+    from toolkit.smoke.checks import health_ok
+
     deadline = time.monotonic() + timeout
     checks = 0
     with httpx.Client(timeout=1.0) as client:
         while True:
             try:
-                if client.get(url).status_code == 200:
+                if health_ok(client.get(url).status_code, configured):
                     return time.monotonic()
             except httpx.HTTPError:
                 pass
@@ -551,7 +561,7 @@ def wait_for_200(url: str, timeout: float = HEALTH_TIMEOUT, alive: Callable[[], 
                 if problem:
                     raise BenchFailure(problem)
             if time.monotonic() > deadline:
-                raise BenchFailure(f"{url} did not answer 200 within {timeout:.0f} s")
+                raise BenchFailure(f"{url} was not healthy within {timeout:.0f} s")
             time.sleep(0.01)
 
 
@@ -573,7 +583,8 @@ class Subject:
     name: str
     ref: str
     port: int = 8000
-    health_path: str = "/health"
+    # None: no health route; any answer below 500 at / counts.
+    health_path: str | None = "/health"
     h2c: bool = False
     command: tuple[str, ...] | None = None
     environment: dict[str, str] = field(default_factory=dict)
@@ -658,7 +669,8 @@ class Bench:
                     return f"container exited with code {container.attrs['State']['ExitCode']}: {last}"
                 return None
 
-            ready = wait_for_200(base_url + subject.health_path, alive=alive)
+            path = subject.health_path or "/"
+            ready = wait_for_200(base_url + path, alive=alive, configured=subject.health_path is not None)
             yield container, base_url, ready - began
 
     def time_to_healthy(self, subject: Subject, **options) -> float:
