@@ -418,13 +418,13 @@ def resolve_bases(
     `frozen`: every server must be locked, and the lock must match what the registry (or, offline,
     the local image) has for its tag now.
     """
-    path = lock_path(config.context)
-    lock = read_lock(config.context)
+    path = lock_path(config.project_dir)
+    lock = read_lock(config.project_dir)
     if frozen and base_flag:
         raise UsageError(f"--frozen builds on the bases pinned in {LOCK_FILE}: drop --base {base_flag}")
     if frozen and lock is None:
         raise UsageError(
-            f"--frozen needs {path}, which does not exist: run `imgtool base lock --context {config.context}`"
+            f"--frozen needs {path}, which does not exist: run `imgtool base lock --context {config.project_dir}`"
         )
     if lock is not None and base_flag:
         notice(f"--base {base_flag} given: {path} is not used")
@@ -442,7 +442,7 @@ def resolve_bases(
             if why is not None:
                 raise UsageError(
                     f"--frozen: {why}: run `imgtool base lock --server {server} --python {config.python} "
-                    f"--context {config.context}`"
+                    f"--context {config.project_dir}`"
                 )
         if entry is None:
             if lock is not None:

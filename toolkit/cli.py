@@ -565,14 +565,14 @@ def base_lock(
     config = load_config(context=context, app=app_ref, python=python, demo=demo)
     specs = select_servers(server, all_servers, config.servers)
     client = engine.connect()
-    lock = read_lock(config.context) or Lock()
+    lock = read_lock(config.project_dir) or Lock()
     rows = []
     for spec in specs:
         ref = server_base_ref(registry, spec.name, config.python)
         digest = lock_digest(client, ref, _notice)
         lock = lock.with_entry(spec.name, config.python, LockEntry(ref, digest))
         rows.append({"server": spec.name, "ref": ref, "digest": digest})
-    path = write_lock(config.context, lock)
+    path = write_lock(config.project_dir, lock)
     if as_json:
         _print_json({"lock": str(path), "bases": rows})
         return
@@ -708,9 +708,10 @@ def show_config(
     origin = "flag" if server else config.origins.get("servers", "default")
     rows = describe_config(config, servers, origin)
     if as_json:
-        _print_json({"context": str(config.context), "settings": {key: {"value": v, "from": o} for key, v, o in rows}})
+        settings = {key: {"value": value, "from": origin} for key, value, origin in rows}
+        _print_json({"context": str(config.project_dir), "settings": settings})
         return
-    table = Table(title=f"imgtool config: {config.context}")
+    table = Table(title=f"imgtool config: {config.project_dir}")
     for column in ("setting", "value", "from"):
         table.add_column(column)
     for key, value, source in rows:
@@ -738,7 +739,7 @@ def init(
     config = load_config(context=context, app=app_ref, health_path=health_path)
     servers = [spec.name for spec in select_servers(server, False, config.servers)]
     table = scaffold.tool_table(config.app, servers, config.health_path, config.port)
-    changes = scaffold.plan_init(config.context, table, force)
+    changes = scaffold.plan_init(config.project_dir, table, force)
     scaffold.apply(changes)
     if as_json:
         _print_json([{"path": str(change.path), "action": change.action} for change in changes])

@@ -121,6 +121,11 @@ class Config:
         return self.deps.requirements if self.deps.kind == REQUIREMENTS else None
 
     @property
+    def project_dir(self) -> Path:
+        """The project's own directory: where its pyproject.toml, imgtool.lock and .dockerignore live."""
+        return self.project or self.context
+
+    @property
     def project_path(self) -> str:
         """The project's directory inside the build context, POSIX; "." when they are the same."""
         if self.project is None or self.project == self.context:
