@@ -590,12 +590,20 @@ class Subject:
     environment: dict[str, str] = field(default_factory=dict)
 
 
-def subject_for(client, ref: str) -> Subject:
-    """What imgtool's labels say about an image (server, port, health path, h2c claim)."""
+def subject_for(client, ref: str, health_path: str | None = None) -> Subject:
+    """What imgtool's labels say about an image (server, port, health path, h2c claim); `health_path`
+    overrides the label, for the image's own HEALTHCHECK too (HEALTH_PATH)."""
     from toolkit.smoke.runner import describe_image
 
-    image = describe_image(client, ref)
-    return Subject(name=image.name, ref=ref, port=image.port, health_path=image.health_path, h2c="h2c" in image.claimed)
+    image = describe_image(client, ref, health_path=health_path)
+    return Subject(
+        name=image.name,
+        ref=ref,
+        port=image.port,
+        health_path=image.health_path,
+        h2c="h2c" in image.claimed,
+        environment=dict(image.environment),
+    )
 
 
 class Bench:

@@ -821,6 +821,7 @@ def bench(
     app_ref: AppOpt = None,
     context: ContextOpt = None,
     demo: DemoOpt = False,
+    health_path: HealthPathOpt = None,
     duration: Annotated[
         str, typer.Option("--duration", "-d", help="Load time per protocol, 1s to 10m: 10s, 1500ms, 1m.")
     ] = "10s",
@@ -868,7 +869,9 @@ def bench(
         config = load_config(context=context, app=app_ref, demo=demo)
         refs = [default_tag(config, spec) for spec in select_servers(server, all_servers, config.servers)]
     client = engine.connect()
-    subjects = [b.subject_for(client, ref) for ref in refs]
+    if health_path is not None and not health_path.startswith("/"):
+        raise UsageError(f"--health-path {health_path!r} must start with '/': e.g. --health-path /health")
+    subjects = [b.subject_for(client, ref, health_path) for ref in refs]
     cpus = b.load_cpus()
     report = b.BenchReport(
         duration_seconds=seconds,
