@@ -26,6 +26,9 @@ from toolkit import IMAGES_DIR
 from toolkit.errors import EnvironmentProblem, UsageError
 
 CONTEXT_NAME = "imgtool-assets"
+# Every staged file and folder gets this modification time (1980-01-01, ZIP's epoch): what the image's
+# COPY keeps must not depend on when or where imgtool was checked out (reproducible builds).
+STAGED_MTIME = 315532800
 UV_REQUIREMENT = "uv>=0.4,<1"
 CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "imgtool"
 # Docker's architecture names (TARGETARCH) -> the machine name in uv's manylinux wheel file names.
@@ -45,8 +48,10 @@ def docker_arch(name: str) -> str:
 
 
 def sources() -> list[tuple[str, Path]]:
-    """(name in the context, file): images/assets/*.py, and imgtool's lock exporter, which the builder runs."""
-    files = {path.name: path for path in (IMAGES_DIR / "assets").glob("*.py")}
+    """(name in the context, file): the helper scripts, the SBOM generator's pinned requirements
+    (sbom-tool.txt), and imgtool's lock exporter (toolkit/lockfiles.py), which the builder runs."""
+    folder = IMAGES_DIR / "assets"
+    files = {path.name: path for path in [*folder.glob("*.py"), folder / "sbom-tool.txt"]}
     files["lock_export.py"] = Path(__file__).resolve().parent / "lockfiles.py"
     return sorted(files.items())
 
@@ -87,13 +92,15 @@ def stage(dest: Path, arches: tuple[str, ...]) -> Path:
         shutil.copy2(source, dest / name)
     for arch, wheel in wheels.items():
         _extract_uv(wheel, dest / "uv" / arch / "uv")
+    for path in [*sorted(dest.rglob("*"), reverse=True), dest]:
+        os.utime(path, (STAGED_MTIME, STAGED_MTIME), follow_symlinks=False)
     return dest
 
 
 def ensure(arches: tuple[str, ...]) -> Path:
     """The cached, content-addressed context for `arches`: staged once, then reused as it is."""
     wheels = {arch: uv_wheel(arch) for arch in sorted(set(arches))}
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"mtime={STAGED_MTIME}\n".encode())
     for arch, wheel in wheels.items():
         digest.update(f"{arch}={wheel.name}\n".encode())
     for name, source in sources():

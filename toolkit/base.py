@@ -12,6 +12,7 @@ from pathlib import Path
 import docker
 import docker.errors
 import docker.models.images
+import docker.utils
 
 from toolkit.config import Config
 from toolkit.detect import PythonRequirement
@@ -33,7 +34,15 @@ def official_base(python: str) -> str:
 
 def describe(client: docker.DockerClient, name: str) -> BaseImage:
     image = client.images.get(name)
-    digests = [d.split("@", 1)[1] for d in image.attrs.get("RepoDigests") or [] if "@" in d]
+    # Only a digest under this very name pins it: the same image pushed elsewhere (a local registry)
+    # has a RepoDigest under that other name, which `FROM name@digest` would look for in vain.
+    repository = docker.utils.parse_repository_tag(name)[0]
+    digests = sorted(
+        digest
+        for entry in image.attrs.get("RepoDigests") or []
+        for named, _, digest in [entry.partition("@")]
+        if digest and _same_repository(named, repository)
+    )
     labels = image.labels or {}
     return BaseImage(
         name=name,
@@ -41,6 +50,18 @@ def describe(client: docker.DockerClient, name: str) -> BaseImage:
         bootstrapped=labels.get(LABEL) == "base",
         server_base=labels.get(SERVER_BASE_LABEL) == "server",
     )
+
+
+def _same_repository(a: str, b: str) -> bool:
+    """`python` and `docker.io/library/python` name the same repository."""
+
+    def canonical(name: str) -> str:
+        first = name.split("/", 1)[0]
+        if "/" not in name or ("." not in first and ":" not in first and first != "localhost"):
+            name = f"docker.io/{name if '/' in name else 'library/' + name}"
+        return name
+
+    return canonical(a) == canonical(b)
 
 
 def pull(client: docker.DockerClient, name: str) -> str | None:

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from toolkit.errors import ImgtoolError, Interrupted, UsageError
+from toolkit.errors import EnvironmentProblem, ImgtoolError, Interrupted, UsageError
 
 app = typer.Typer(
     name="imgtool",
@@ -29,6 +29,31 @@ base_app = typer.Typer(
     help="Base images: the offline bootstrap, per-server bases in a registry, imgtool.lock.", no_args_is_help=True
 )
 app.add_typer(base_app, name="base")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from toolkit import DISTRIBUTION, __version__
+
+        sys.stdout.write(f"imgtool {__version__} ({DISTRIBUTION})\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version (and the package's name) and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    # No docstring: the app's help above stays the one `imgtool --help` shows.
+    pass
+
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -190,6 +215,34 @@ def build(
     frozen: Annotated[
         bool, typer.Option("--frozen", help="Build only on the bases in imgtool.lock; fail if it is missing or stale.")
     ] = False,
+    sbom: Annotated[
+        Path | None,
+        typer.Option(
+            "--sbom",
+            help="Also write the image's CycloneDX SBOM (it is in every image at /opt/imgtool/sbom.cdx.json) "
+            "to FILE; with several servers FILE must contain {server}.",
+        ),
+    ] = None,
+    provenance: Annotated[
+        bool,
+        typer.Option(
+            "--provenance",
+            help="Attach SLSA provenance (mode=max); needs the containerd image store or a non-docker buildx "
+            "driver (`imgtool doctor` says how).",
+        ),
+    ] = False,
+    reproducible: Annotated[
+        bool,
+        typer.Option(
+            "--reproducible",
+            help="Byte-for-byte reproducible: SOURCE_DATE_EPOCH from the last commit (or the newest file), an OCI "
+            "export with rewrite-timestamp, then loaded; prints the image manifest digest.",
+        ),
+    ] = False,
+    network: Annotated[
+        str | None,
+        typer.Option("--network", help="Network for the build's RUN steps: default, host or none."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build a multi-stage image of the project in the current directory for each server (default: granian)."""
@@ -201,34 +254,81 @@ def build(
         from toolkit.config import validate_tag
 
         validate_tag(tag.replace("{server}", "server"))
+    if network is not None and network not in ("default", "host", "none"):
+        raise UsageError(f"--network {network!r}: use default, host or none")
     engine.require_buildx()
     client, plans = _plans(server, all_servers, app_ref, context, base, python, tag, frozen, demo, health_path)
+    sbom_files = {}
+    if sbom is not None:
+        from toolkit.sbom import output_path
+
+        sbom_files = {plan.server.name: output_path(sbom, plan.server.name, len(plans) > 1) for plan in plans}
+    epoch = None
+    if provenance or reproducible:
+        problem = engine.attestation_problem(client)
+        if problem:
+            wanted = " and ".join(
+                name for name, on in (("--provenance", provenance), ("--reproducible", reproducible)) if on
+            )
+            raise EnvironmentProblem(f"{wanted}: {problem}")
+    if reproducible:
+        from toolkit.reproducible import source_date_epoch
+
+        epoch = source_date_epoch(plans[0].config.context)
+        if not as_json:
+            err.print(f"SOURCE_DATE_EPOCH={epoch.seconds}: {epoch.source}", highlight=False, markup=False)
+    options = engine.BuildOptions(
+        no_cache=no_cache, provenance=provenance, epoch=epoch.seconds if epoch else None, network=network
+    )
     results = []
+    sboms = {}
     for plan in plans:
         if plan.server.deprecation:
             _notice(plan.server.deprecation)
         if not as_json:
             err.print(f"[bold]building[/] {plan.tag} on {plan.base.ref}", highlight=False)
         dockerfile = render_dockerfile(plan, "-", ca)
-        result = engine.build_image(client, plan, dockerfile, ca, no_cache, show_progress=not as_json)
+        result = engine.build_image(client, plan, dockerfile, ca, no_cache, not as_json, options)
         for warning in result.warnings:
             _notice(warning)
         results.append(result)
+        if plan.server.name in sbom_files:
+            from toolkit import sbom as sbom_module
+
+            data = sbom_module.read_from_image(client, result.image_id)
+            sbom_files[plan.server.name].write_bytes(data)
+            sboms[plan.server.name] = {"file": str(sbom_files[plan.server.name]), **sbom_module.summary(data)}
     if as_json:
-        _print_json([asdict(result) for result in results])
+        _print_json(
+            [
+                {**asdict(result), **({"sbom": sboms[result.server]} if result.server in sboms else {})}
+                for result in results
+            ]
+        )
         return
     table = Table(title="imgtool build")
-    for column in ("server", "tag", "image id", "size", "time"):
+    columns = ["server", "tag", "image id", "size", "time"]
+    if reproducible:
+        columns.append("digest")
+    for column in columns:
         table.add_column(column)
     for result in results:
-        table.add_row(
+        row = [
             result.server,
             result.tag,
             result.image_id.removeprefix("sha256:")[:12],
             f"{result.size_bytes / 1e6:.0f} MB",
             f"{result.seconds:.1f} s",
-        )
+        ]
+        table.add_row(*row, *([result.digest or ""] if reproducible else []))
     out.print(table)
+    for server_name, info in sboms.items():
+        err.print(
+            f"sbom: {info['file']} ({server_name}: {info['components']} components, {info['python']} Python, "
+            f"{info['debian']} Debian packages)",
+            highlight=False,
+            markup=False,
+        )
 
 
 @app.command(
@@ -805,7 +905,8 @@ def bake(
     if as_json:
         _print_json({"output": str(output), "targets": [plan.server.name for plan in plans]})
         return
-    err.print(f"wrote {output}; build: docker buildx bake -f {output.name} (from {output.parent})", highlight=False)
+    command = next(line for line in text.splitlines() if line.startswith("#   docker buildx bake"))
+    err.print(f"wrote {output}; build it from {output.parent}: {command.removeprefix('#   ')}", highlight=False)
 
 
 @app.command(
@@ -908,17 +1009,96 @@ def bench(
         raise typer.Exit(1)
 
 
+KeyOpt = Annotated[str, typer.Option("--key", help="cosign key: a file from `cosign generate-key-pair`, or a KMS URI.")]
+TlogOpt = Annotated[
+    bool,
+    typer.Option(
+        "--tlog/--no-tlog",
+        help="Use Sigstore's transparency log (cosign's default); --no-tlog: the key's signature alone, offline.",
+    ),
+]
+
+
+@app.command(
+    epilog="Examples: COSIGN_PASSWORD=... imgtool sign localhost:5000/app:granian --key cosign.key --no-tlog · "
+    "imgtool sign REF --key cosign.key --sbom sbom.cdx.json"
+)
+def sign(
+    image: Annotated[str, typer.Argument(help="Image in a registry (a tag is resolved to its digest first).")],
+    key: KeyOpt,
+    sbom: Annotated[
+        Path | None,
+        typer.Option("--sbom", help="Also attach this CycloneDX SBOM (from `imgtool build --sbom`), signed."),
+    ] = None,
+    tlog: TlogOpt = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sign an image in a registry by digest with cosign (the key's password from COSIGN_PASSWORD)."""
+    from toolkit.signing import sign as cosign_sign
+
+    signed = cosign_sign(image, key, sbom, tlog)
+    if as_json:
+        _print_json(asdict(signed))
+        return
+    extra = " and its SBOM attestation" if signed.sbom_attached else ""
+    log = "" if signed.tlog else " (no transparency log)"
+    out.print(f"signed {signed.image}{extra}{log}", highlight=False, markup=False)
+
+
+@app.command(
+    epilog="Examples: imgtool verify localhost:5000/app:granian --key cosign.pub --no-tlog · "
+    "imgtool verify REF --key cosign.pub --sbom --json"
+)
+def verify(
+    image: Annotated[str, typer.Argument(help="Image in a registry, by tag or digest.")],
+    key: KeyOpt,
+    sbom: Annotated[
+        bool, typer.Option("--sbom", help="Also require a CycloneDX SBOM attestation signed by the same key.")
+    ] = False,
+    tlog: TlogOpt = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check an image's cosign signature against a public key: exit 0 verified, 1 not."""
+    from rich.markup import escape
+
+    from toolkit.signing import verify as cosign_verify
+
+    result = cosign_verify(image, key, sbom, tlog)
+    if as_json:
+        _print_json(asdict(result))
+    elif result.verified:
+        what = "signature and SBOM attestation" if result.sbom_verified else "signature"
+        out.print(f"verified {result.image} ({what}, {result.digest})", highlight=False, markup=False)
+    if not result.verified:
+        err.print(f"[red]imgtool: error:[/] {escape(image)} does not verify: {escape(result.reason)}", highlight=False)
+        raise typer.Exit(1)
+
+
 def _interrupt(signum, frame) -> None:
     raise Interrupted()
 
 
 def main() -> None:
     signal.signal(signal.SIGINT, _interrupt)
-    try:
-        app()
-    except ImgtoolError as exc:
-        from rich.markup import escape
+    from rich.markup import escape
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+    from typer._click.exceptions import UsageError as ClickUsageError
 
+    try:
+        code = app(standalone_mode=False, prog_name="imgtool")
+    except NoArgsIsHelpError:
+        code = 2  # the help is printed already
+    except ClickUsageError as exc:
+        # One line, like every other error: what was wrong, and where the help is.
+        command = exc.ctx.command_path if exc.ctx is not None else "imgtool"
+        message = exc.format_message().replace("\n", " ").strip().rstrip(".")
+        err.print(f"[red]imgtool: error:[/] {escape(message)}: see `{escape(command)} --help`", highlight=False)
+        code = 2
+    except ClickException as exc:
+        err.print(f"[red]imgtool: error:[/] {escape(exc.format_message())}", highlight=False)
+        code = exc.exit_code
+    except ImgtoolError as exc:
         # Messages carry user input (paths, names, `host[:port][/path]`): never read them as markup.
         err.print(f"[red]imgtool: error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+        code = exc.exit_code
+    sys.exit(code if isinstance(code, int) else 0)

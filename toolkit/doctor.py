@@ -74,8 +74,9 @@ def diagnose(python: str = "3.11", context: Path | None = None) -> list[Finding]
             Finding("engine", True, f"Docker {client.version().get('Version', '?')}, {info.get('Driver', '?')}")
         )
 
-    buildx = _cli_version(["buildx", "version"])
-    findings.append(Finding("buildx", bool(buildx), buildx or f"docker buildx is not installed: {PROVISION_HINT}"))
+    buildx = engine.buildx_version()
+    problem = engine.buildx_problem(buildx)
+    findings.append(Finding("buildx", problem is None, problem or f"buildx {buildx}"))
     compose = _cli_version(["compose", "version"])
     findings.append(
         Finding(
@@ -85,6 +86,10 @@ def diagnose(python: str = "3.11", context: Path | None = None) -> list[Finding]
             required=False,
         )
     )
+
+    if client is not None:
+        findings.append(attestations(client, buildx))
+    findings.append(cosign())
 
     if client is not None:
         official = official_base(python)
@@ -117,6 +122,33 @@ def diagnose(python: str = "3.11", context: Path | None = None) -> list[Finding]
             )
         )
     return findings
+
+
+def attestations(client, buildx: str | None) -> Finding:
+    """`build --provenance` and `--reproducible` need an image store that keeps OCI images and attestations."""
+    from toolkit import engine
+
+    driver = engine.buildx_driver() if buildx else None
+    problem = engine.attestation_problem(client, driver)
+    if problem is None:
+        where = "containerd image store" if engine.containerd_store(client) else f"buildx driver {driver}"
+        return Finding("attest", True, f"provenance and reproducible OCI builds work ({where})", required=False)
+    return Finding(
+        "attest",
+        False,
+        f"`build --provenance`/`--reproducible` need it: {engine.CONTAINERD_STORE_HINT}",
+        required=False,
+    )
+
+
+def cosign() -> Finding:
+    """`imgtool sign` and `verify` run cosign."""
+    from toolkit.signing import COSIGN_HINT
+
+    found = shutil.which("cosign")
+    if found is None:
+        return Finding("cosign", False, f"only `imgtool sign`/`verify` need it: {COSIGN_HINT}", required=False)
+    return Finding("cosign", True, f"cosign at {found}", required=False)
 
 
 def usable(findings: list[Finding]) -> bool:

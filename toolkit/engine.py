@@ -25,8 +25,13 @@ from toolkit.plan import BuildPlan, ServerBasePlan, buildx_argv
 LABEL = "imgtool"
 # Named build contexts and Dockerfile heredocs in the engine's built-in BuildKit; `docker save` as OCI.
 MIN_ENGINE = (25, 0)
+# `docker compose build` (compose 2.40) refuses older buildx plugins.
+MIN_BUILDX = (0, 17)
 SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-PROVISION_HINT = "run scripts/provision-docker (or start Docker and set DOCKER_HOST)"
+PROVISION_HINT = (
+    "install Docker Engine 25+ with the buildx (0.17+) and compose v2 plugins "
+    "(from a checkout of imgtool: scripts/provision-docker)"
+)
 
 
 def connect() -> docker.DockerClient:
@@ -40,13 +45,30 @@ def connect() -> docker.DockerClient:
     return client
 
 
-def require_buildx() -> None:
+def buildx_version() -> str | None:
+    """The buildx plugin's version (`0.29.1`), or None where `docker buildx` does not answer."""
     try:
-        ok = subprocess.run(["docker", "buildx", "version"], capture_output=True, timeout=30).returncode == 0
+        result = subprocess.run(["docker", "buildx", "version"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
-        ok = False
-    if not ok:
-        raise EnvironmentProblem(f"docker buildx is not installed: {PROVISION_HINT}")
+        return None
+    words = result.stdout.split()
+    return words[1].removeprefix("v") if result.returncode == 0 and len(words) > 1 else None
+
+
+def buildx_problem(version: str | None) -> str | None:
+    """Why this buildx cannot build imgtool's Dockerfiles (compose 2.40 also refuses buildx < 0.17), or None."""
+    floor = ".".join(map(str, MIN_BUILDX))
+    if version is None:
+        return f"docker buildx is not installed: {PROVISION_HINT}"
+    if _version_tuple(version) < MIN_BUILDX:
+        return f"docker buildx {version} is too old (need {floor} or newer): {PROVISION_HINT}"
+    return None
+
+
+def require_buildx() -> None:
+    problem = buildx_problem(buildx_version())
+    if problem:
+        raise EnvironmentProblem(problem)
 
 
 def image_exists(client: docker.DockerClient, ref: str) -> bool:
@@ -86,8 +108,71 @@ class BuildResult:
     image_id: str
     size_bytes: int
     seconds: float
+    # A reproducible build's image manifest digest (the exported OCI image's), and the epoch it pinned.
+    digest: str | None = None
+    epoch: int | None = None
     # One line each: things the build noticed but did not fail on (the import check's warning).
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How to build, beyond what the plan says: cache, attestations, reproducibility, network."""
+
+    no_cache: bool = False
+    # Attach SLSA provenance (mode=max): needs the containerd image store or a non-docker buildx driver.
+    provenance: bool = False
+    # Reproducible: SOURCE_DATE_EPOCH for the build, exported as OCI with rewrite-timestamp, then loaded.
+    epoch: int | None = None
+    # `host` where the engine's bridge has no NAT (a second engine beside the first).
+    network: str | None = None
+
+    def buildx_args(self) -> tuple[str, ...]:
+        args: list[str] = ["--no-cache"] if self.no_cache else []
+        if self.network:
+            args += ["--network", self.network]
+        if self.provenance:
+            args += ["--attest", "type=provenance,mode=max"]
+        elif self.epoch is not None:
+            # buildx adds a minimal provenance to OCI exports on its own; it holds build times.
+            args.append("--provenance=false")
+        if self.epoch is not None:
+            args += ["--build-arg", f"SOURCE_DATE_EPOCH={self.epoch}"]
+        return tuple(args)
+
+
+# The one-line fix where the docker driver sits on a classic (graph driver) image store.
+CONTAINERD_STORE_HINT = (
+    'turn on the containerd image store: add {"features": {"containerd-snapshotter": true}} to '
+    "/etc/docker/daemon.json and restart dockerd (or use a docker-container buildx builder)"
+)
+
+
+def containerd_store(client: docker.DockerClient) -> bool:
+    """Whether images live in containerd's store (`docker info`: driver-type io.containerd.snapshotter.v1)."""
+    status = client.info().get("DriverStatus") or []
+    return any(len(pair) == 2 and pair[0] == "driver-type" and "containerd" in pair[1] for pair in status)
+
+
+def buildx_driver() -> str | None:
+    """The current buildx builder's driver (docker, docker-container, remote, kubernetes), None if unknown."""
+    try:
+        result = subprocess.run(["docker", "buildx", "inspect"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in result.stdout.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Driver":
+            return value.strip() or None
+    return None
+
+
+def attestation_problem(client: docker.DockerClient, driver: str | None = None) -> str | None:
+    """Why this engine's builder cannot store attestations or export OCI images (with the fix), else None."""
+    driver = driver or buildx_driver()
+    if driver not in (None, "docker") or containerd_store(client):
+        return None
+    return f"the docker driver on a classic image store cannot: {CONTAINERD_STORE_HINT}"
 
 
 def resolve_ca_cert(ca_cert: Path | None) -> Path | None:
@@ -106,23 +191,26 @@ def _buildx(
     ca_cert: Path | None,
     no_cache: bool,
     show_progress: bool,
+    options: tuple[str, ...] = (),
+    output: tuple[str, ...] = ("--load",),
     check_env: dict[str, str] | None = None,
 ) -> tuple[int, str, float, list[str]]:
     """Run `docker buildx build`: (exit code, image id, seconds, output lines kept for the error message).
 
+    `output` replaces `--load` (a reproducible build exports an OCI archive instead: no image id then).
     `check_env` reaches the build-time import check as the secret `check-env` (a JSON file that lives
     only as long as the build): never an ARG, ENV or RUN line, so never in a layer or the history.
     """
     with tempfile.TemporaryDirectory(prefix="imgtool-build-") as scratch:
         iidfile = Path(scratch) / "iid"
         progress = "tty" if show_progress and sys.stderr.isatty() else "plain"
-        extra = ("--load", f"--progress={progress}", "--iidfile", str(iidfile), *(("--no-cache",) if no_cache else ()))
+        extra = (*output, f"--progress={progress}", "--iidfile", str(iidfile), *(("--no-cache",) if no_cache else ()))
         secret = None
         if check_env:
             secret = Path(scratch) / "check-env.json"
             secret.write_text(json.dumps(check_env))
             secret.chmod(0o600)
-        command = buildx_argv(tag, context, assets_context, "-", ca_cert, extra, check_env=secret)
+        command = buildx_argv(tag, context, assets_context, "-", ca_cert, (*extra, *options), check_env=secret)
         started = time.monotonic()
         output_lines: list[str] = []
         with subprocess.Popen(
@@ -147,7 +235,7 @@ def _buildx(
                 process.wait()
                 raise
         seconds = time.monotonic() - started
-        image_id = iidfile.read_text().strip() if process.returncode == 0 else ""
+        image_id = iidfile.read_text().strip() if process.returncode == 0 and iidfile.is_file() else ""
     return process.returncode, image_id, seconds, output_lines
 
 
@@ -158,18 +246,78 @@ def build_image(
     ca_cert: Path | None,
     no_cache: bool = False,
     show_progress: bool = True,
+    options: BuildOptions | None = None,
 ) -> BuildResult:
     """Run `docker buildx build`; progress goes to the terminal or is kept for the error message."""
+    options = options or BuildOptions(no_cache=no_cache)
+    if options.epoch is not None:
+        return _build_reproducible(client, plan, dockerfile, ca_cert, show_progress, options)
     returncode, image_id, seconds, output_lines = _buildx(
         dockerfile,
         plan.tag,
         plan.config.context,
         plan.assets_context,
         ca_cert,
-        no_cache,
+        False,
         show_progress,
-        plan.config.check_env,
+        options.buildx_args(),
+        check_env=plan.config.check_env,
     )
+    _raise_for_build(plan, returncode, output_lines)
+    image = client.images.get(image_id)
+    return BuildResult(
+        plan.server.name, plan.tag, image_id, image.attrs["Size"], seconds, warnings=_warnings(plan, output_lines)
+    )
+
+
+def _build_reproducible(
+    client: docker.DockerClient,
+    plan: BuildPlan,
+    dockerfile: str,
+    ca_cert: Path | None,
+    show_progress: bool,
+    options: BuildOptions,
+) -> BuildResult:
+    """Export an OCI archive with rewrite-timestamp (the docker exporter cannot: it unpacks), then load it.
+
+    The digest reported is the exported image manifest's; on a containerd store the loaded image keeps it.
+    """
+    from toolkit.reproducible import oci_digests, oci_output
+
+    with tempfile.TemporaryDirectory(prefix="imgtool-oci-") as scratch:
+        archive = Path(scratch) / "image.tar"
+        returncode, _, seconds, output_lines = _buildx(
+            dockerfile,
+            plan.tag,
+            plan.config.context,
+            plan.assets_context,
+            ca_cert,
+            False,
+            show_progress,
+            options.buildx_args(),
+            output=("--output", oci_output(archive, plan.tag)),
+            check_env=plan.config.check_env,
+        )
+        _raise_for_build(plan, returncode, output_lines)
+        digests = oci_digests(archive)
+        started = time.monotonic()
+        with archive.open("rb") as stream:
+            client.images.load(stream)
+        seconds += time.monotonic() - started
+    image = client.images.get(plan.tag)
+    return BuildResult(
+        plan.server.name,
+        plan.tag,
+        image.id,
+        image.attrs["Size"],
+        seconds,
+        digest=digests.image,
+        epoch=options.epoch,
+        warnings=_warnings(plan, output_lines),
+    )
+
+
+def _raise_for_build(plan: BuildPlan, returncode: int, output_lines: list[str]) -> None:
     if returncode != 0:
         lock_error = _marked(output_lines, "imgtool-lock-export: ")
         if lock_error:
@@ -186,15 +334,17 @@ def build_image(
                 "fix the app or add the missing dependency"
             )
         raise BuildFailed(f"building {plan.tag} failed: {_build_error(output_lines)}")
-    image = client.images.get(image_id)
-    warnings = []
+
+
+def _warnings(plan: BuildPlan, output_lines: list[str]) -> list[str]:
+    """The import check's warning, as one line (plain progress only: a tty build shows it in BuildKit's own)."""
     warning = _marked(output_lines, "imgtool-import-check-warning: ")
-    if warning:
-        warnings.append(
-            f"{plan.config.app} raised {warning} while importing at build time; built anyway (it may need run-time "
-            "settings: pass them to `imgtool test --env`, or set [tool.imgtool] check-env for a real import check)"
-        )
-    return BuildResult(plan.server.name, plan.tag, image_id, image.attrs["Size"], seconds, warnings)
+    if not warning:
+        return []
+    return [
+        f"{plan.config.app} raised {warning} while importing at build time; built anyway (it may need run-time "
+        "settings: pass them to `imgtool test --env`, or set [tool.imgtool] check-env for a real import check)"
+    ]
 
 
 def build_server_base(

@@ -20,6 +20,8 @@ ASSETS_DIR = "/opt/imgtool"
 PROJECT_DIR = "/opt/project"
 USER_UID = 10001
 CHECK_ENV_SECRET = "check-env"
+# The image's CycloneDX SBOM (its Python and Debian packages), made in a builder stage: images/fragments/sbom.j2.
+SBOM_PATH = f"{ASSETS_DIR}/sbom.cdx.json"
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class BuildPlan:
     venv: str = VENV
     assets_dir: str = ASSETS_DIR
     project_dir: str = PROJECT_DIR
+    sbom_path: str = SBOM_PATH
     uid: int = USER_UID
     # Things worth one line each before the build (e.g. a lock pinning the server outside its tested range).
     notes: tuple[str, ...] = ()
@@ -114,6 +117,7 @@ def make_plan(
         # Empty: no health route configured; any answer below 500 at / is healthy.
         "imgtool.health-path": config.health_path or "",
         "imgtool.routes": config.routes,
+        "imgtool.sbom": SBOM_PATH,
     }
     if base.digest:
         labels["org.opencontainers.image.base.digest"] = base.digest

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -124,6 +125,16 @@ class BakeTarget:
     tag: str
 
 
+def bake_command(output: Path, targets: Sequence[BakeTarget], ca_cert: Path | None) -> str:
+    """`docker buildx bake` for the file, run from its directory. Since buildx 0.20 bake asks for an
+    entitlement to read anything outside that directory: absolute contexts and the CA bundle."""
+    outside = sorted({target.context for target in targets if Path(target.context).is_absolute()})
+    if ca_cert is not None:
+        outside.append(str(ca_cert))
+    allows = [f"--allow=fs.read={path}" for path in outside]
+    return shlex.join(["docker", "buildx", "bake", *allows, "-f", output.name])
+
+
 def bake_file(plans: Sequence[BuildPlan], output: Path, ca_cert: Path | None) -> tuple[str, dict[Path, str]]:
     """The bake file's text and the Dockerfiles it names (written beside it under .imgtool/)."""
     from toolkit.compose import build_dir, build_refs
@@ -147,7 +158,7 @@ def bake_file(plans: Sequence[BuildPlan], output: Path, ca_cert: Path | None) ->
     }
     text = _ENV.get_template("docker-bake.hcl.j2").render(
         version=__version__,
-        filename=output.name,
+        command=bake_command(output, targets, ca_cert),
         assets_name=CONTEXT_NAME,
         targets=[target.name for target in targets],
         targets_detail=targets,

@@ -1,9 +1,12 @@
 """GitHub Actions workflows: the images workflow `imgtool workflow` writes, and the helper files it needs.
 
-The workflow renders each server's Dockerfile, stages imgtool's helper files for every platform
-(`python -m toolkit.workflow assets DIR`: the launcher, healthcheck, import check and uv per
-architecture) and hands them to buildx as the named context `imgtool-assets`, exactly as a local
-`imgtool build` does.
+The workflow renders each server's Dockerfile with `imgtool render` and stages what it copies from
+(launcher, healthcheck, import check, uv for every platform) as a directory passed to buildx as the
+named build context `imgtool-assets` (`python -m toolkit.workflow assets`). One buildx builder builds
+it: each platform is loaded into the runner's engine and smoke-tested there with `imgtool test` (arm64
+under QEMU), then the push rebuilds it from that builder's cache for every platform with SBOM and
+provenance attestations, and a last step checks the pushed layers are the tested ones.
+The runner installs imgtool by its distribution name at this version (`imgtool-asgi==X.Y.Z`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 
 import jinja2
 
-from toolkit import IMAGES_DIR, __version__, assets
+from toolkit import DISTRIBUTION, IMAGES_DIR, __version__, assets
 from toolkit.assets import docker_arch
 from toolkit.config import _PYTHON_RE
 from toolkit.errors import ImgtoolError, UsageError
@@ -38,18 +41,26 @@ class Action:
         return f"{self.repo}@{self.sha} # {self.version}"
 
 
-# Full commit SHAs of the release tags named in the comments. One list for every workflow
-# imgtool writes and for the project's own .github/workflows (a test keeps them in step).
+# Full commit SHAs of the release tags named in the comments: each the latest release whose action.yml
+# runs on node24 (or is composite/docker), checked in the action's own repository (`git rev-parse
+# TAG^{commit}`, `git show TAG:action.yml`). One list for every workflow imgtool writes and for the
+# project's own .github/workflows (a test keeps them in step).
 ACTIONS = {
     action.repo.split("/")[1]: action
     for action in (
-        Action("actions/checkout", "11bd71901bbe5b1630ceea73d27597364c9af683", "v4.2.2"),
-        Action("actions/setup-python", "a26af69be951a213d495a4c3e4e4022e16d87065", "v5.6.0"),
-        Action("docker/setup-qemu-action", "29109295f81e9208d7d86ff1c6c12d2833863392", "v3.6.0"),
-        Action("docker/setup-buildx-action", "e468171a9de216ec08956ac3ada2f0791b6bd435", "v3.11.1"),
-        Action("docker/login-action", "184bdaa0721073962dff0199f1fb9940f07167d1", "v3.5.0"),
-        Action("docker/metadata-action", "c1e51972afc2121e065aed6d45c65596fe445f3f", "v5.8.0"),
-        Action("docker/build-push-action", "263435318d21b8e681c14492fe198d362a7d2c83", "v6.18.0"),
+        Action("actions/checkout", "3d3c42e5aac5ba805825da76410c181273ba90b1", "v7.0.1"),
+        Action("actions/setup-python", "5fda3b95a4ea91299a34e894583c3862153e4b97", "v7.0.0"),
+        Action("actions/upload-artifact", "bbbca2ddaa5d8feaa63e36b76fdaad77386f024f", "v7.0.0"),
+        Action("actions/download-artifact", "3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c", "v8.0.1"),
+        # Composite: its one step is actions/attest v4.1.0 (59d89421af93a897026c735860bf21b6eb4f7b26), node24.
+        Action("actions/attest-build-provenance", "a2bbfa25375fe432b6a289bc6b6cd05ecd0c4c32", "v4.1.0"),
+        Action("docker/setup-qemu-action", "96fe6ef7f33517b61c61be40b68a1882f3264fb8", "v4.2.0"),
+        Action("docker/setup-buildx-action", "37fe631027851001ddb9b187196cc803df7f5f0e", "v4.3.0"),
+        Action("docker/login-action", "4907a6ddec9925e35a0a9e82d7399ccc52663121", "v4.1.0"),
+        Action("docker/metadata-action", "dc802804100637a589fabce1cb79ff13a1411302", "v6.2.0"),
+        Action("docker/build-push-action", "53b7df96c91f9c12dcc8a07bcb9ccacbed38856a", "v7.3.0"),
+        # Checked against sigstore/cosign-installer itself: `git rev-parse v4.1.2^{commit}` (installs cosign v3).
+        Action("sigstore/cosign-installer", "6f9f17788090df1f26f669e9d70d6ae9567deba6", "v4.1.2"),
     )
 }
 
@@ -91,10 +102,10 @@ def render_workflow(
         version=__version__,
         actions=ACTIONS,
         context=context,
-        install=install or f"imgtool=={__version__}",
+        install=install or f"{DISTRIBUTION}=={__version__}",
         servers=servers,
         pythons=pythons,
-        platforms=",".join(PLATFORMS),
+        platforms=PLATFORMS,
         cron=cron,
     )
 

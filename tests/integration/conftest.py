@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -174,3 +175,74 @@ def running(client, tag: str, **options):
         yield container, Target(port=port)
     finally:
         container.remove(force=True)
+
+
+@contextlib.contextmanager
+def second_engine(root: Path, containerd_snapshotter: bool = False):
+    """A second Docker engine beside the first: its own dockerd, socket, data-root, exec-root and bridge.
+
+    Stands for a remote builder or another machine with an empty cache. Its bridge has no NAT
+    (`--iptables=false`), so builds there that download packages need `--network host`. Everything
+    is removed afterwards, also on failure. Yields the engine's DOCKER_HOST.
+
+    It reads only its own daemon.json (never the first engine's); `containerd_snapshotter=True` turns
+    on the containerd image store there, which the shared first engine does not have: attestations,
+    the OCI exporter and `rewrite-timestamp` need it.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    config = root / "daemon.json"
+    config.write_text(json.dumps({"features": {"containerd-snapshotter": True}} if containerd_snapshotter else {}))
+    suffix = secrets.token_hex(3)
+    bridge = f"imgt{suffix}"
+    # A /24 of its own; `--bridge none` would delete the first engine's docker0 (ENVIRONMENT.md).
+    subnet = f"172.30.{200 + int(suffix, 16) % 50}"
+    socket_path = root / "docker.sock"
+    pidfile = root / "docker.pid"
+    data_root, exec_root = root / "data", Path(f"/run/imgtool-test-{suffix}")
+    log = (root / "dockerd.log").open("w")
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
+    process = None
+    try:
+        subprocess.run(["ip", "addr", "add", f"{subnet}.1/24", "dev", bridge], check=True)
+        subprocess.run(["ip", "link", "set", bridge, "up"], check=True)
+        process = subprocess.Popen(
+            [
+                "dockerd",
+                "--config-file", str(config),
+                "--data-root", str(data_root),
+                "--exec-root", str(exec_root),
+                "--pidfile", str(pidfile),
+                "--host", f"unix://{socket_path}",
+                "--bridge", bridge,
+                "--iptables=false",
+                "--ip6tables=false",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        host = f"unix://{socket_path}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                # The client asks for the API version as it is made: make it only once the socket answers.
+                docker.DockerClient(base_url=host, timeout=120).close()
+                break
+            except docker.errors.DockerException:
+                said = (root / "dockerd.log").read_text()[-2000:]
+                assert process.poll() is None, f"the second dockerd exited:\n{said}"
+                assert time.monotonic() < deadline, "the second dockerd did not answer within 60 s"
+                time.sleep(0.3)
+        yield host
+    finally:
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.close()
+        subprocess.run(["ip", "link", "delete", bridge], capture_output=True)
+        subprocess.run(["umount", "-R", str(data_root)], capture_output=True)
+        shutil.rmtree(data_root, ignore_errors=True)
+        shutil.rmtree(exec_root, ignore_errors=True)

@@ -48,15 +48,18 @@ def test_ca_secret_reaches_the_build_but_no_layer(docker_client, reference_image
         archive = io.BytesIO(b"".join(docker_client.images.get(tag).save()))
         scanned = 0
         with tarfile.open(fileobj=archive) as image_tar:
-            for member in image_tar.getmembers():
-                if not member.name.endswith("layer.tar"):
-                    continue
-                with tarfile.open(fileobj=image_tar.extractfile(member)) as layer:
+            # manifest.json names each layer: `<id>/layer.tar` (Docker < 25) or `blobs/sha256/<digest>`
+            # (the OCI layout `docker save` writes since 25); both are plain tar streams.
+            manifest = json.load(image_tar.extractfile("manifest.json"))
+            layers = manifest[0]["Layers"]
+            assert layers, "the image has no layers"
+            for name in layers:
+                with tarfile.open(fileobj=image_tar.extractfile(name)) as layer:
                     for entry in layer.getmembers():
                         if entry.isfile():
                             scanned += 1
                             content = layer.extractfile(entry).read()
-                            assert marker not in content, f"the CA is in {member.name}:{entry.name}"
+                            assert marker not in content, f"the CA is in {name}:{entry.name}"
         assert scanned > 1000, "the layers were not really scanned"
     finally:
         docker_client.images.remove(tag, force=True)

@@ -84,10 +84,8 @@ PROJECT_CASES = {
 
 
 def uv_binary(docker_client, directory: Path) -> Path:
-    """uv from the same wheel imgtool ships to builds (downloaded once with the host's pip settings)."""
-    uv = directory / "uv" / "uv"
-    assets._extract_uv(assets.uv_wheel(engine.daemon_arch(docker_client)), uv)
-    return uv
+    """uv from the same imgtool-assets context imgtool ships to builds."""
+    return assets.ensure((engine.daemon_arch(docker_client),)) / "uv" / engine.daemon_arch(docker_client) / "uv"
 
 
 def lock_with_uv(docker_client, project: Path, exclude_newer: str | None = None) -> None:

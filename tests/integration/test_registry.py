@@ -1,7 +1,12 @@
 """Per-server bases through a real registry: build, push, drop locally, lock, build from the lock, test.
 
-The registry is Debian's `docker-registry` (distribution 2.x), installed with apt-get when missing and run
-by the session fixture below on 127.0.0.1 with a throw-away storage directory; no mocks.
+The registry is distribution 2.x on 127.0.0.1, started by the session fixture below with throw-away
+storage; no mocks. Whichever way works here, without needing root where there is none:
+1. Debian's `docker-registry` binary when it is installed (run as the current user);
+2. else the `registry:2` image, present or pulled (GitHub's runners: not root, but Docker Hub answers),
+   as a container published on 127.0.0.1 and removed with its volume afterwards;
+3. else `apt-get install docker-registry` (no registry image can be pulled here), as root or through
+   `sudo -n` (never a password prompt), then 1.
 """
 
 from __future__ import annotations
@@ -13,20 +18,22 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker.errors
 import httpx
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import RUN_ID, run_cli
 from tests.integration.conftest import copy_reference_app, single_line_error
 from toolkit.lock import read_lock
 
 SERVERS = ("granian", "uvicorn")
 PYTHON = "3.11"
 APP_TAG = "imgtool-test-locked:{server}"
-REGISTRY_BINARY = "/usr/bin/docker-registry"
+REGISTRY_BINARY = "docker-registry"
+REGISTRY_IMAGE = os.environ.get("IMGTOOL_TEST_REGISTRY_IMAGE", "registry:2")
 
 
 def _fail_or_skip(message: str):
@@ -35,15 +42,45 @@ def _fail_or_skip(message: str):
     pytest.skip(message)
 
 
-def _install_registry() -> None:
+def as_root(argv: list[str]) -> list[str]:
+    """argv as root: directly when we are root, else through `sudo -n` (fails rather than prompting)."""
+    return argv if os.geteuid() == 0 else ["sudo", "-n", *argv]
+
+
+def _registry_binary() -> str | None:
+    return shutil.which(REGISTRY_BINARY) or next(
+        (path for path in (f"/usr/bin/{REGISTRY_BINARY}", f"/usr/sbin/{REGISTRY_BINARY}") if Path(path).exists()), None
+    )
+
+
+def _install_registry() -> str:
     """apt-get install docker-registry, quietly; `apt-get update` only when the first try cannot find it."""
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "docker-registry"]
+    install = as_root(["apt-get", "install", "-y", "-qq", "--no-install-recommends", REGISTRY_BINARY])
     if subprocess.run(install, capture_output=True, env=env).returncode != 0:
-        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env)
+        subprocess.run(as_root(["apt-get", "update", "-qq"]), capture_output=True, env=env)
         result = subprocess.run(install, capture_output=True, text=True, env=env)
         if result.returncode != 0:
-            _fail_or_skip(f"cannot install docker-registry: {(result.stderr or result.stdout).strip()[-300:]}")
+            _fail_or_skip(
+                f"no {REGISTRY_BINARY} binary, no {REGISTRY_IMAGE} image, and apt-get cannot install it: "
+                f"{(result.stderr or result.stdout).strip()[-300:]}"
+            )
+    binary = _registry_binary()
+    if binary is None:
+        _fail_or_skip(f"apt-get installed {REGISTRY_BINARY} but no such binary is on PATH")
+    return binary
+
+
+def _registry_image(client) -> bool:
+    """Is the registry image here, or can it be pulled? (No registry answers on this kind of machine.)"""
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        client.images.get(REGISTRY_IMAGE)
+        return True
+    try:
+        client.images.pull(REGISTRY_IMAGE)
+    except docker.errors.APIError:
+        return False
+    return True
 
 
 def _port_free(port: int) -> bool:
@@ -59,12 +96,22 @@ def _free_port(preferred: int) -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def registry(docker_client, tmp_path_factory):
-    """A distribution 2.x registry on 127.0.0.1 (5000 unless taken): yields `localhost:<port>`."""
-    if not Path(REGISTRY_BINARY).exists():
-        _install_registry()
-    root = tmp_path_factory.mktemp("registry")
+def _wait_until_serving(port: int, alive, log) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if not alive() or time.monotonic() > deadline:
+            _fail_or_skip(f"the registry did not start: {log()[-500:]}")
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def _registry_process(binary: str, root: Path) -> Iterator[int]:
+    """The registry binary as a child process of this session: yields its port."""
     storage = root / "storage"
     storage.mkdir()
     port = _free_port(5000)
@@ -75,31 +122,66 @@ def registry(docker_client, tmp_path_factory):
         f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
         f"http:\n  addr: 127.0.0.1:{port}\n"
     )
-    log = (root / "registry.log").open("w")
-    process = subprocess.Popen(
-        [REGISTRY_BINARY, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    log_path = root / "registry.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            _wait_until_serving(port, lambda: process.poll() is None, log_path.read_text)
+            yield port
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            shutil.rmtree(storage, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _registry_container(client) -> Iterator[int]:
+    """The registry image as a container on 127.0.0.1 (a port Docker picks): yields that port.
+
+    Labelled apart from the session's test containers (imgtool.test), which tests expect to be gone.
+    """
+    container = client.containers.run(
+        REGISTRY_IMAGE,
+        detach=True,
+        name=f"imgtool-test-registry-{RUN_ID}",
+        labels={"imgtool.test-registry": RUN_ID},
+        ports={"5000/tcp": ("127.0.0.1", None)},
+        environment={
+            "REGISTRY_LOG_LEVEL": "error",
+            "REGISTRY_LOG_ACCESSLOG_DISABLED": "true",
+            "REGISTRY_STORAGE_DELETE_ENABLED": "true",
+        },
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                _fail_or_skip(f"docker-registry did not start: {(root / 'registry.log').read_text()[-500:]}")
-            time.sleep(0.1)
-        yield f"localhost:{port}"
+        container.reload()
+        port = int(container.attrs["NetworkSettings"]["Ports"]["5000/tcp"][0]["HostPort"])
+
+        def alive() -> bool:
+            container.reload()
+            return container.status == "running"
+
+        _wait_until_serving(port, alive, lambda: container.logs().decode(errors="replace"))
+        yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-        shutil.rmtree(storage, ignore_errors=True)
+        container.remove(force=True, v=True)  # v: the image's anonymous storage volume too
+
+
+@pytest.fixture(scope="session")
+def registry(docker_client, tmp_path_factory):
+    """A distribution 2.x registry on 127.0.0.1: yields `localhost:<port>`."""
+    binary = _registry_binary()
+    if binary is None and _registry_image(docker_client):
+        serving = _registry_container(docker_client)
+    else:
+        serving = _registry_process(binary or _install_registry(), tmp_path_factory.mktemp("registry"))
+    with serving as port:
+        yield f"localhost:{port}"
 
 
 def _untag_bases(client, registry: str) -> None:

@@ -25,6 +25,11 @@ def render(server="granian", base=OFFLINE, **config_overrides):
     return plan, render_dockerfile(plan)
 
 
+def without_sbom_stages(text: str) -> str:
+    """The Dockerfile up to the SBOM's builder stages (they install the generator in a venv of their own)."""
+    return text[: text.index("FROM ", text.index("\n# ---- sbom-tool"))]
+
+
 def instruction(text: str, name: str) -> str:
     lines = [line for line in text.splitlines() if line.startswith(name + " ")]
     assert len(lines) == 1, f"expected one {name}, got {lines}"
@@ -36,7 +41,14 @@ def instruction(text: str, name: str) -> str:
 def test_renders_multi_stage_exec_form_non_root(server, base_kind):
     plan, text = render(server, BASES[base_kind])
     froms = [line for line in text.splitlines() if line.startswith("FROM ")]
-    assert froms == [f"FROM {plan.base.ref} AS builder", f"FROM {plan.base.ref} AS runtime"]
+    # builder and runtime, then the SBOM's builder stages and the runtime plus its SBOM (fragments/sbom.j2).
+    assert froms == [
+        f"FROM {plan.base.ref} AS builder",
+        f"FROM {plan.base.ref} AS runtime",
+        f"FROM {plan.base.ref} AS sbom-tool",
+        "FROM sbom-tool AS sbom",
+        "FROM runtime",
+    ]
     assert json.loads(instruction(text, "CMD")) == list(plan.command)
     assert json.loads(instruction(text, "ENTRYPOINT"))[0] == "/opt/venv/bin/python"
     assert instruction(text, "USER") == "10001:10001"
@@ -122,7 +134,15 @@ def test_app_on_a_server_base_installs_only_its_own_dependencies(server):
     for package in SERVERS[server].packages:
         assert f"'{package}'" not in text
     froms = [line for line in text.splitlines() if line.startswith("FROM ")]
-    assert froms == [f"FROM {plan.base.ref} AS deps", "FROM deps AS builder", "FROM deps AS runtime"]
+    assert froms == [
+        f"FROM {plan.base.ref} AS deps",
+        "FROM deps AS builder",
+        "FROM deps AS runtime",
+        f"FROM {plan.base.ref} AS sbom-tool",
+        "FROM sbom-tool AS sbom",
+        "FROM runtime",
+    ]
+    text = without_sbom_stages(text)
     # The base has the venv, the user and the launcher: none of them is made again.
     assert "uv venv" not in text and "useradd" not in text and "/launch.py /healthcheck.py" not in text
     assert plan.base.ref == f"localhost:5000/imgtool-base@{plan.base.digest}"
@@ -148,6 +168,7 @@ def test_app_on_a_server_base_mounts_dependency_files_instead_of_copying_them(tm
 def test_app_with_no_dependencies_on_a_server_base_has_no_install_step(tmp_path):
     (tmp_path / "main.py").write_text("async def app(scope, receive, send):\n    pass\n")
     _, text = render(base=SERVER_BASE, context=tmp_path, app="main:app")
+    text = without_sbom_stages(text)
     assert "uv pip install" not in text and "uv sync" not in text
 
 

@@ -17,7 +17,7 @@ import typer.main
 import yaml
 
 from tests.conftest import ROOT, run_cli
-from toolkit import IMAGES_DIR, workflow
+from toolkit import DISTRIBUTION, IMAGES_DIR, __version__, workflow
 from toolkit.cli import app
 from toolkit.servers import SERVERS
 
@@ -61,8 +61,8 @@ def load(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
 
 
-def test_the_project_has_its_ci_and_images_workflows():
-    assert {p.name for p in PROJECT_WORKFLOWS} >= {"ci.yml", "images.yml"}
+def test_the_project_has_its_ci_images_and_release_workflows():
+    assert {p.name for p in PROJECT_WORKFLOWS} >= {"ci.yml", "images.yml", "release.yml"}
 
 
 def test_validates_against_the_github_workflow_schema(workflow_file):
@@ -132,10 +132,13 @@ def test_actions_pinned_by_sha_with_the_known_release(workflow_file):
         assert (match["sha"], match["version"]) == (action.sha, action.version), ref
 
 
+def triggers(data: dict) -> dict:
+    return data[True] if True in data else data["on"]  # PyYAML reads the `on` key as True
+
+
 def test_least_privilege_and_no_untrusted_checkout(workflow_file):
     data = load(workflow_file)
-    triggers = data[True] if True in data else data["on"]  # PyYAML reads the `on` key as True
-    assert "pull_request_target" not in triggers and "workflow_run" not in triggers
+    assert "pull_request_target" not in triggers(data) and "workflow_run" not in triggers(data)
     assert data["permissions"] == {"contents": "read"}
     for name, job in data["jobs"].items():
         permissions = job.get("permissions", {})
@@ -143,27 +146,115 @@ def test_least_privilege_and_no_untrusted_checkout(workflow_file):
         pushes = any("docker/login-action@" in step.get("uses", "") for step in steps)
         if permissions.get("packages") == "write":
             assert pushes, f"job {name} may write packages but never logs in to a registry"
-        assert all(level in ("read", "none") for key, level in permissions.items() if key != "packages"), name
+        # OIDC and attestations: the release's publish job, only on a version tag, in its environment; and
+        # an images job that signs what it pushes keylessly (its OIDC token buys the signing certificate).
+        oidc = {key: level for key, level in permissions.items() if key in ("id-token", "attestations")}
+        if oidc and "attestations" in oidc:
+            assert (workflow_file.name, name, job.get("environment")) == ("release.yml", "publish", "pypi")
+            assert oidc == {"id-token": "write", "attestations": "write"}
+            assert triggers(data) == {"push": {"tags": ["v*"]}}
+        elif oidc:
+            assert oidc == {"id-token": "write"} and permissions.get("packages") == "write", name
+            signs = [step for step in steps if "cosign sign" in step.get("run", "")]
+            assert signs and all(step.get("if") == "github.event_name != 'pull_request'" for step in signs), name
+        others = {key: level for key, level in permissions.items() if key not in ("packages", *oidc)}
+        assert all(level in ("read", "none") for level in others.values()), name
         for step in steps:
             if "actions/checkout@" in step.get("uses", ""):
                 assert step.get("with", {}).get("persist-credentials") is False, f"{name}: persist-credentials"
 
 
+def _steps_using(job: dict, action: str) -> list[tuple[int, dict]]:
+    return [(index, step) for index, step in enumerate(job["steps"]) if f"/{action}@" in step.get("uses", "")]
+
+
 @pytest.mark.parametrize("which", ["project", "generated"])
-def test_images_workflow_builds_tests_and_pushes_every_server_multi_arch_with_attestations(which, user_workflow):
+def test_images_workflow_builds_once_tests_each_platform_and_pushes_that_build(which, user_workflow):
     data = load(WORKFLOWS_DIR / "images.yml" if which == "project" else user_workflow)
     job = data["jobs"]["image"]
     assert set(job["strategy"]["matrix"]["server"]) == set(SERVERS)
     assert set(job["strategy"]["matrix"]["python"]) == set(workflow.PYTHONS)
-    assert job["permissions"] == {"contents": "read", "packages": "write"}
-    push = job["steps"][-1]["with"]
+    assert job["permissions"] == {"contents": "read", "packages": "write", "id-token": "write"}
+    assert data["env"]["PLATFORMS"] == ",".join(workflow.PLATFORMS) == "linux/amd64,linux/arm64"
+    assert triggers(data)["schedule"], "no scheduled rebuild"
+    steps = job["steps"]
+    builds = _steps_using(job, "build-push-action")
+    # One build: every build-push-action step builds the same Dockerfile, contexts, secret and labels.
+    same = ("context", "file", "build-contexts", "secret-files", "labels")
+    assert len({tuple(step["with"][key] for key in same) for _, step in builds}) == 1
+    first = builds[0][1]["with"]
+    assert first["file"] == "build/Dockerfile" and first["build-contexts"] == "imgtool-assets=build/assets"
+    assert "steps.meta.outputs.labels" in first["labels"]
+    # Each platform: built on the builder, loaded into the engine, then smoke-tested (arm64 under QEMU).
+    tests = {index: step["run"] for index, step in enumerate(steps) if "imgtool test" in step.get("run", "")}
+    loads = [(index, step["with"]) for index, step in builds if step["with"].get("load") is True]
+    assert [w["platforms"] for _, w in loads] == list(workflow.PLATFORMS)
+    qemu = _steps_using(job, "setup-qemu-action")
+    assert qemu and qemu[0][0] < loads[0][0] and "arm64" in qemu[0][1]["with"]["platforms"]
+    for index, options in loads:
+        arch = options["platforms"].split("/")[1]
+        assert options["tags"] == f"${{{{ env.TESTED }}}}:{arch}" and "cache-from" in options
+        assert options["provenance"] is False and options["sbom"] is False
+        test = tests.get(index + 1, "")
+        assert f'--image "$TESTED:{arch}"' in test and "--junit" in test, f"{arch} is not tested right after loading"
+    # The push: every platform, attestations, after every test, from the builder's own cache only.
+    [(push_index, push_step)] = [(i, step) for i, step in builds if "load" not in step["with"]]
+    push = push_step["with"]
+    assert push_step["id"] == "push" and push_index > max(tests)
+    assert push["platforms"] == "${{ env.PLATFORMS }}" and push["push"] == "${{ github.event_name != 'pull_request' }}"
     assert push["sbom"] is True and push["provenance"] == "mode=max"
-    assert push["file"] == "build/Dockerfile" and push["build-contexts"] == "imgtool-assets=build/assets"
-    assert data["env"]["PLATFORMS"] == "linux/amd64,linux/arm64" and push["platforms"] == "${{ env.PLATFORMS }}"
-    assert "steps.meta.outputs.labels" in push["labels"] and "steps.meta.outputs.tags" in push["tags"]
-    assert data[True]["schedule"], "no scheduled rebuild"
+    assert "steps.meta.outputs.tags" in push["tags"] and "steps.meta.outputs.annotations" in push["annotations"]
+    assert "cache-from" not in push and push["cache-to"].endswith(",mode=max")
+    assert job["env"]["CACHE"].startswith("type=gha,scope=")
+    # Then the pushed layers are compared with the tested ones.
+    check = steps[push_index + 1]
+    assert "steps.push.outputs.digest" in check["env"]["DIGEST"] and "RootFS.DiffIDs" in check["run"]
+    assert "RootFS.Layers" in check["run"] and "exit 1" in check["run"]
+    # The JUnit reports are uploaded whether the tests passed or not.
+    [(upload_index, upload)] = _steps_using(job, "upload-artifact")
+    assert upload["if"] == "${{ !cancelled() }}" and upload["with"]["path"] == "build/junit/"
+    assert max(tests) < upload_index < push_index
+    assert all("build/junit/" in test for test in tests.values())
     names = [call[1] for call in commands(data, "imgtool")]
-    assert names.index("build") < names.index("test") < names.index("render")
+    assert "build" not in names, "the image is built by buildx once; imgtool build would be a second build"
+    assert names.index("render") < names.index("test")
+
+
+def test_release_publishes_the_checked_files_by_trusted_publishing_with_attestations():
+    data = load(WORKFLOWS_DIR / "release.yml")
+    assert triggers(data) == {"push": {"tags": ["v*"]}}
+    build, publish = data["jobs"]["build"], data["jobs"]["publish"]
+    assert "permissions" not in build and publish["needs"] == "build"  # the build job only reads
+    checks = "\n".join(step.get("run", "") for step in build["steps"])
+    assert "python -m build" in checks and "twine check --strict dist/*" in checks
+    # The wheel, installed, must report the tag's version under the distribution's name.
+    assert f'test "$version" = "imgtool ${{GITHUB_REF_NAME#v}} ({DISTRIBUTION})"' in checks
+    [(_, uploaded)] = _steps_using(build, "upload-artifact")
+    [(_, downloaded)] = _steps_using(publish, "download-artifact")
+    assert uploaded["with"]["name"] == downloaded["with"]["name"] and downloaded["with"]["path"] == "dist/"
+    # OIDC only: no secret, no password, no token input anywhere.
+    text = (WORKFLOWS_DIR / "release.yml").read_text()
+    assert "secrets." not in text and "password" not in text.lower() and "TWINE_" + "PASSWORD" not in text
+    [(_, attest)] = _steps_using(publish, "attest-build-provenance")
+    assert attest["with"]["subject-path"] == "dist/*"
+    upload = publish["steps"][-1]["run"]
+    assert "python -m pypi_attestations sign dist/*.whl dist/*.tar.gz" in upload
+    assert upload.rstrip().endswith("python -m twine upload --attestations dist/*")
+
+
+@pytest.mark.parametrize("which", ["project", "generated"])
+def test_images_workflow_signs_the_pushed_digest_keylessly(which, user_workflow):
+    steps = load(WORKFLOWS_DIR / "images.yml" if which == "project" else user_workflow)["jobs"]["image"]["steps"]
+    names = [step.get("id") for step in steps]
+    push = steps[names.index("push")]
+    assert "docker/build-push-action@" in push["uses"]
+    installer = next(i for i, step in enumerate(steps) if "sigstore/cosign-installer@" in step.get("uses", ""))
+    sign = steps[installer + 1]
+    assert installer > names.index("push")
+    # No key: Sigstore's keyless flow with the job's OIDC token; only where something was pushed.
+    assert "cosign sign --yes" in sign["run"] and "--key" not in sign["run"]
+    assert sign["env"]["DIGEST"] == "${{ steps.push.outputs.digest }}" and "@$DIGEST" in sign["run"]
+    assert sign["if"] == steps[installer]["if"] == push["with"]["push"].strip("${} ")
 
 
 def test_project_images_workflow_is_what_imgtool_workflow_writes():
@@ -221,7 +312,7 @@ def _shell_commands(script: str, env: dict[str, str]):
 
 def commands(data: dict, program: str):
     """(job, argv...) of every `program ...` command in the run steps, once per matrix combination,
-    with $VARS and ${{ matrix/env }} expressions filled in from the workflow."""
+    with $VARS and ${{ matrix/env }} expressions filled in from the workflow ("": every command)."""
     prefix = program.split()
     for job_name, job in data["jobs"].items():
         matrix = job.get("strategy", {}).get("matrix", {})
@@ -260,10 +351,8 @@ def check_imgtool_call(argv: list[str]) -> None:
 
 def test_every_imgtool_call_in_the_workflows_is_a_valid_cli_call(workflow_file):
     calls = [call[1:] for call in commands(load(workflow_file), "imgtool")]
-    if workflow_file.name == "ci.yml":
-        assert {call[0] for call in calls} == {"render"}
-    else:
-        assert {call[0] for call in calls} == {"build", "test", "render"}
+    expected = {"ci.yml": {"render"}, "release.yml": set()}.get(workflow_file.name, {"render", "test"})
+    assert {call[0] for call in calls} == expected
     for argv in calls:
         try:
             check_imgtool_call(argv)
@@ -329,11 +418,56 @@ def test_workflow_command_rejects_bad_input_in_one_line(tmp_path, args):
     assert not output.exists()
 
 
-def test_generated_workflow_installs_this_imgtool_and_builds_the_given_context():
+def test_generated_workflow_installs_this_imgtool_by_its_distribution_name_and_builds_the_given_context():
     data = yaml.safe_load(workflow.render_workflow(context="src/app"))
     assert data["env"]["CONTEXT"] == "src/app"
     install = next(step["run"] for step in data["jobs"]["image"]["steps"] if step.get("name") == "Install imgtool")
-    assert install == f"python -m pip install imgtool=={workflow.__version__}"
+    # `imgtool` on the index is another project: the real name, at the version that wrote the workflow.
+    assert (
+        install == f"python -m pip install {DISTRIBUTION}=={__version__}" == "python -m pip install imgtool-asgi==0.1.0"
+    )
+
+
+def test_every_action_in_the_list_is_used():
+    used = "".join(path.read_text() for path in PROJECT_WORKFLOWS) + workflow.render_workflow()
+    assert [a.repo for a in workflow.ACTIONS.values() if f"{a.repo}@{a.sha}" not in used] == []
+
+
+# ---- nothing needs root but through `sudo -n` (GitHub's runner user is not root) ------------
+
+ROOT_COMMANDS = {
+    "apt", "apt-get", "dpkg", "debootstrap", "systemctl", "service", "mount", "umount", "modprobe", "sysctl",
+    "dockerd", "ip", "iptables", "chown", "useradd", "groupadd", "update-binfmts",
+}  # fmt: skip
+
+
+def test_no_step_needs_root_without_sudo_n(workflow_file):
+    for _, *argv in commands(load(workflow_file), ""):
+        if argv[0] == "sudo":
+            assert argv[1:2] == ["-n"], f"sudo without -n can wait for a password: {shlex.join(argv)}"
+        else:
+            assert argv[0] not in ROOT_COMMANDS, f"needs root, say `sudo -n`: {shlex.join(argv)}"
+
+
+def test_the_root_check_can_fail():
+    data = {"jobs": {"x": {"steps": [{"run": "sudo apt-get install -y wrk"}, {"run": "apt-get update"}]}}}
+    argvs = [argv for _, *argv in commands(data, "")]
+    assert argvs == [["sudo", "apt-get", "install", "-y", "wrk"], ["apt-get", "update"]]
+
+
+def test_the_scripts_ci_runs_use_root_only_through_sudo_n():
+    """scripts/test -> scripts/setup -> scripts/provision-docker: what needs root goes through sudo -n."""
+    setup = (ROOT / "scripts" / "setup").read_text()
+    for line in setup.splitlines():
+        code = line.split("#")[0]
+        if code.strip().startswith("log "):  # a message, not a command
+            continue
+        if re.search(r"(?<!command -v )\b(apt-get|debootstrap)\b|base bootstrap", code):
+            assert "as_root " in code, line
+    assert 'as_root() { if [[ $EUID -eq 0 ]]; then "$@"; else sudo -n "$@"; fi; }' in setup
+    provision = (ROOT / "scripts" / "provision-docker").read_text()
+    guard = provision.index("if [[ $EUID -ne 0 ]]; then\n    ready && exit 0\n")
+    assert "exec sudo -n " in provision[guard:] and guard < provision.index("\nensure_cli\n")
 
 
 # ---- the imgtool-assets context staged for every platform ------------------------------------
