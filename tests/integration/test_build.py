@@ -108,7 +108,8 @@ def test_gunicorn_build_prints_the_deprecation_notice(reference_images):
 def test_render_prints_the_dockerfile_build_uses(reference_images):
     result = run_cli("render", "--demo", "--server", "hypercorn")
     assert result.returncode == 0
-    assert result.stdout.count("FROM ") == 2 and '"hypercorn"' in result.stdout
+    stages = [line.split()[-1] for line in result.stdout.splitlines() if line.startswith("FROM ") and " AS " in line]
+    assert stages[:2] == ["builder", "runtime"] and '"hypercorn"' in result.stdout
 
 
 def test_base_list_shows_the_base_in_use(docker_client, reference_images):
