@@ -141,10 +141,15 @@ def test_litestar_hello_world_pdm_lock(docker_client, tags, tmp_path):
     packages = installed(docker_client, "imgtool-litestar-hello-world:granian")
     assert (packages["litestar"], packages["msgspec"], packages["uvicorn"]) == ("2.4.1", "0.18.4", "0.24.0.post1")
     assert not {"pytest", "ruff", "mypy", "pdm", "pip"} & set(packages), "dev groups and tools stay out"
-    # A second build downloads nothing: the install layer runs again (a build arg changed) with uv offline.
+    # A second build downloads nothing: uv's cache mount holds what the first one fetched. A build arg no
+    # earlier run had makes the install run for real (the layers above may come from BuildKit's layer cache,
+    # whose cache mount another build may have left empty), then again with uv offline.
     pyproject = project / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text() + '\n[tool.imgtool]\nbuild-args = { UV_OFFLINE = "1" }\n')
-    build(project, "granian")
+    original = pyproject.read_text()
+    for extra in ("", ', UV_OFFLINE = "1"'):
+        run = uuid.uuid4().hex
+        pyproject.write_text(original + f'\n[tool.imgtool]\nbuild-args = {{ TEST_RUN = "{run}"{extra} }}\n')
+        build(project, "granian")
 
 
 def test_full_stack_template_poetry_1_8_lock(docker_client, tags, tmp_path):
