@@ -25,14 +25,20 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.docker)
 
 
-def run_cli(*args: str, timeout: float = 600, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
-    """Run imgtool as a user would, in a subprocess, capturing both streams."""
+def run_cli(
+    *args: str, timeout: float = 600, env: dict | None = None, cwd: Path = ROOT, **kwargs
+) -> subprocess.CompletedProcess:
+    """Run imgtool as a user would, in a subprocess, capturing both streams.
+
+    The project is the current directory: `cwd` (default the repository root, which is imgtool's own
+    project, so commands that act on the bundled app pass --demo).
+    """
     return subprocess.run(
         [sys.executable, "-m", "toolkit", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        cwd=ROOT,
+        cwd=cwd,
         env=cli_env(env),
         **kwargs,
     )

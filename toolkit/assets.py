@@ -1,7 +1,8 @@
 """imgtool's helper files as a named build context: what every rendered Dockerfile reads `from=imgtool-assets`.
 
-The launcher, the healthcheck, the build-time import check and uv (unpacked from its PyPI wheel, one
-binary per architecture under `uv/<docker arch>/`) are staged in a plain directory and handed to
+The launcher, the healthcheck, the build-time import check, the lock exporter (toolkit/lockfiles.py, as
+lock_export.py) and uv (unpacked from its PyPI wheel, one binary per architecture under `uv/<docker arch>/`)
+are staged in a plain directory and handed to
 BuildKit with `--build-context imgtool-assets=DIR` (compose: `additional_contexts`, bake: `contexts`).
 A directory travels to any builder — the local engine, a docker-container or remote buildx builder,
 another machine — where an image that exists in one engine does not.
@@ -46,10 +47,13 @@ def docker_arch(name: str) -> str:
     return arch
 
 
-def sources() -> list[Path]:
-    """The helper scripts, and the SBOM generator's pinned requirements (sbom-tool.txt)."""
+def sources() -> list[tuple[str, Path]]:
+    """(name in the context, file): the helper scripts, the SBOM generator's pinned requirements
+    (sbom-tool.txt), and imgtool's lock exporter (toolkit/lockfiles.py), which the builder runs."""
     folder = IMAGES_DIR / "assets"
-    return sorted([*folder.glob("*.py"), folder / "sbom-tool.txt"])
+    files = {path.name: path for path in [*folder.glob("*.py"), folder / "sbom-tool.txt"]}
+    files["lock_export.py"] = Path(__file__).resolve().parent / "lockfiles.py"
+    return sorted(files.items())
 
 
 def uv_wheel(arch: str) -> Path:
@@ -84,8 +88,8 @@ def stage(dest: Path, arches: tuple[str, ...]) -> Path:
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    for source in sources():
-        shutil.copy2(source, dest / source.name)
+    for name, source in sources():
+        shutil.copy2(source, dest / name)
     for arch, wheel in wheels.items():
         _extract_uv(wheel, dest / "uv" / arch / "uv")
     for path in [*sorted(dest.rglob("*"), reverse=True), dest]:
@@ -99,8 +103,8 @@ def ensure(arches: tuple[str, ...]) -> Path:
     digest = hashlib.sha256(f"mtime={STAGED_MTIME}\n".encode())
     for arch, wheel in wheels.items():
         digest.update(f"{arch}={wheel.name}\n".encode())
-    for source in sources():
-        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    for name, source in sources():
+        digest.update(name.encode() + b"\0" + source.read_bytes())
     dest = CACHE_DIR / "assets" / digest.hexdigest()[:16]
     if dest.is_dir():
         return dest

@@ -15,6 +15,7 @@ import docker.models.images
 
 from toolkit.config import Config
 from toolkit.containers import LABEL, PYTHON_LABEL, SERVER_BASE_LABEL, SERVER_LABEL
+from toolkit.detect import PythonRequirement
 from toolkit.engine import image_exists
 from toolkit.errors import EnvironmentProblem, UsageError
 from toolkit.lock import LOCK_FILE, LockEntry, lock_key, lock_path, read_lock, stale_reason
@@ -53,16 +54,48 @@ def pull(client: docker.DockerClient, name: str) -> str | None:
     return None
 
 
+def base_python(client: docker.DockerClient, name: str) -> str | None:
+    """The X.Y of a base's Python when its metadata says (official images' PYTHON_VERSION, the offline base)."""
+    attrs = client.images.get(name).attrs.get("Config") or {}
+    for item in attrs.get("Env") or []:
+        if item.startswith("PYTHON_VERSION="):
+            match = re.match(r"(\d+\.\d+)", item.split("=", 1)[1])
+            return match.group(1) if match else None
+    description = (attrs.get("Labels") or {}).get("org.opencontainers.image.description", "")
+    match = re.search(r"python3-(\d+\.\d+)$", description)
+    return match.group(1) if match else None
+
+
+def _check_python(client, base: BaseImage, requirement: PythonRequirement | None) -> BaseImage:
+    """A base whose Python the project cannot run on is an error naming both versions."""
+    if requirement is None:
+        return base
+    version = base_python(client, base.name)
+    if version is not None and not requirement.allows(version):
+        raise UsageError(
+            f"the project needs {requirement.describe()} ({requirement.where}) but the base {base.name} has "
+            f"Python {version}: pass --base with a matching Python"
+        )
+    return base
+
+
 def resolve_base(
-    client: docker.DockerClient, explicit: str | None, python: str, notice: Callable[[str], None]
+    client: docker.DockerClient,
+    explicit: str | None,
+    python: str,
+    notice: Callable[[str], None],
+    requirement: PythonRequirement | None = None,
 ) -> BaseImage:
-    """The base to build on: local if present, else pulled; the offline base when nothing pulls."""
+    """The base to build on: local if present, else pulled; the offline base when nothing pulls.
+
+    `requirement` (what the project says about its Python) is checked against the base's Python.
+    """
     name = explicit or official_base(python)
     if image_exists(client, name):
-        return describe(client, name)
+        return _check_python(client, describe(client, name), requirement)
     reason = pull(client, name)
     if reason is None:
-        return describe(client, name)
+        return _check_python(client, describe(client, name), requirement)
     if explicit:
         raise EnvironmentProblem(
             f"base image {name} is not here and cannot be pulled ({reason}): "
@@ -71,6 +104,12 @@ def resolve_base(
     if python == BOOTSTRAP_PYTHON and image_exists(client, BOOTSTRAP_IMAGE):
         notice(f"{name} cannot be pulled (no registry reachable); building on the offline base {BOOTSTRAP_IMAGE}")
         return describe(client, BOOTSTRAP_IMAGE)
+    if requirement is not None and not requirement.allows(BOOTSTRAP_PYTHON):
+        raise EnvironmentProblem(
+            f"the project needs {requirement.describe()} ({requirement.where}) but {name} cannot be pulled "
+            f"({reason}) and the offline base {BOOTSTRAP_IMAGE} has Python {BOOTSTRAP_PYTHON}: "
+            f"pull a Python {python} image where a registry answers, or pass --base IMAGE with Python {python}"
+        )
     fix = (
         "run `imgtool base bootstrap` to create an offline Python 3.11 base, then build again"
         if python == BOOTSTRAP_PYTHON
@@ -364,13 +403,13 @@ def resolve_bases(
     `frozen`: every server must be locked, and the lock must match what the registry (or, offline,
     the local image) has for its tag now.
     """
-    path = lock_path(config.context)
-    lock = read_lock(config.context)
+    path = lock_path(config.project_dir)
+    lock = read_lock(config.project_dir)
     if frozen and base_flag:
         raise UsageError(f"--frozen builds on the bases pinned in {LOCK_FILE}: drop --base {base_flag}")
     if frozen and lock is None:
         raise UsageError(
-            f"--frozen needs {path}, which does not exist: run `imgtool base lock --context {config.context}`"
+            f"--frozen needs {path}, which does not exist: run `imgtool base lock --context {config.project_dir}`"
         )
     if lock is not None and base_flag:
         notice(f"--base {base_flag} given: {path} is not used")
@@ -388,12 +427,12 @@ def resolve_bases(
             if why is not None:
                 raise UsageError(
                     f"--frozen: {why}: run `imgtool base lock --server {server} --python {config.python} "
-                    f"--context {config.context}`"
+                    f"--context {config.project_dir}`"
                 )
         if entry is None:
             if lock is not None:
                 notice(f"{LOCK_FILE} has no {lock_key(server, config.python)} base: building on the Python base")
-            root = root or resolve_base(client, config.base, config.python, notice)
+            root = root or resolve_base(client, config.base, config.python, notice, config.python_requirement)
             bases[server] = root
         else:
             bases[server] = _locked_base(client, entry, server, config.python, notice, on_event)

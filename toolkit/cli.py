@@ -68,7 +68,18 @@ ServerOpt = Annotated[
 AllOpt = Annotated[bool, typer.Option("--all", help="Act on every server in the registry.")]
 AppOpt = Annotated[str | None, typer.Option("--app", help="ASGI app as module:attr (default: \\[tool.imgtool] app).")]
 ContextOpt = Annotated[
-    Path | None, typer.Option("--context", help="Build context holding the app (default: the bundled app).")
+    Path | None,
+    typer.Option(
+        "--context", help="The project directory (default: the current directory, or \\[tool.imgtool] context)."
+    ),
+]
+DemoOpt = Annotated[bool, typer.Option("--demo", help="Act on imgtool's bundled reference app instead of a project.")]
+HealthPathOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--health-path",
+        help="Route that must answer 2xx (default: \\[tool.imgtool] health-path, else any answer below 500 at /).",
+    ),
 ]
 BaseOpt = Annotated[str | None, typer.Option("--base", help="Base image (default: python:<python>-slim).")]
 PythonOpt = Annotated[str | None, typer.Option("--python", help="Python version X.Y of the default base.")]
@@ -150,6 +161,7 @@ def servers(as_json: JsonOpt = False) -> None:
                     "packages": list(spec.packages),
                     "protocols": sorted(spec.protocols),
                     "lifespan": spec.lifespan,
+                    "without_lifespan": spec.without_lifespan,
                     "graceful": spec.graceful,
                     "command": list(spec.command),
                     "limitations": spec.limitations,
@@ -175,7 +187,19 @@ def servers(as_json: JsonOpt = False) -> None:
     out.print(table)
 
 
-def _plans(server_names, all_servers, app_ref, context, base, python, tag=None, frozen=False, builder=None):
+def _plans(
+    server_names,
+    all_servers,
+    app_ref,
+    context,
+    base,
+    python,
+    tag=None,
+    frozen=False,
+    builder=None,
+    demo=False,
+    health_path=None,
+):
     """Config, Docker client and one BuildPlan per selected server (on imgtool.lock's bases when it has them).
 
     `builder` (engine.Builder): the helper files carry uv for its native architecture, and a docker-driver
@@ -189,7 +213,7 @@ def _plans(server_names, all_servers, app_ref, context, base, python, tag=None, 
     from toolkit.plan import make_plan
     from toolkit.servers import select_servers
 
-    config = load_config(context=context, app=app_ref, python=python, base=base)
+    config = load_config(context=context, app=app_ref, python=python, base=base, health_path=health_path, demo=demo)
     specs = select_servers(server_names, all_servers, config.servers)
     client = engine.connect(builder.docker_context(engine.current_context()) if builder else None)
     bases = resolve_bases(client, config, [spec.name for spec in specs], base, frozen, _notice)
@@ -200,6 +224,15 @@ def _plans(server_names, all_servers, app_ref, context, base, python, tag=None, 
     if config.origins["app"].startswith("detected"):
         err.print(f"app: {config.app}, {config.origins['app']}", highlight=False, markup=False)
     err.print(f"dependencies: {config.deps.summary}", highlight=False, markup=False)
+    if config.project_path != ".":
+        err.print(f"context: {config.context} (uv workspace), project {config.project_path}", highlight=False)
+    if config.origins["python"].startswith("detected"):
+        err.print(f"python: {config.python}, {config.origins['python']}", highlight=False, markup=False)
+    if config.django is not None:
+        static = "collectstatic in the build" if config.django.static_root else "no STATIC_ROOT, no collectstatic"
+        err.print(f"django: settings {config.django.settings}, {static}", highlight=False, markup=False)
+    for note in dict.fromkeys(note for plan in plans for note in plan.notes):
+        _notice(note)
     return client, plans
 
 
@@ -208,6 +241,8 @@ def render(
     server: Annotated[str, typer.Option("--server", "-s", help="Server to render for.")] = "granian",
     app_ref: AppOpt = None,
     context: ContextOpt = None,
+    demo: DemoOpt = False,
+    health_path: HealthPathOpt = None,
     base: BaseOpt = None,
     python: PythonOpt = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")] = None,
@@ -218,7 +253,7 @@ def render(
 
     if output is not None and not output.parent.is_dir():
         raise UsageError(f"cannot write {output}: directory {output.parent} does not exist")
-    _, plans = _plans([server], False, app_ref, context, base, python)
+    _, plans = _plans([server], False, app_ref, context, base, python, demo=demo, health_path=health_path)
     text = render_dockerfile(plans[0], str(output.resolve()) if output else "Dockerfile", engine.resolve_ca_cert(None))
     if output is None:
         sys.stdout.write(text)
@@ -228,11 +263,11 @@ def render(
 
 
 @app.command(
-    help="Build a multi-stage image of the app for each server (default: the bundled app on granian).\n\n"
+    help="Build a multi-stage image of the project in the current directory for each server.\n\n"
     "On the current Docker context's engine (DOCKER_HOST, DOCKER_CONTEXT, `docker context use`) or any buildx "
     "builder (--builder); --push and a registry cache (--cache-to/--cache-from) take the image and the cache "
     "to other machines.",
-    epilog="Examples: imgtool build --server granian · imgtool build --all --json · "
+    epilog="Examples: cd myproject && imgtool build --server granian · imgtool build --demo --all --json · "
     "imgtool build --push --tag localhost:5000/myapp:{server} --cache-to localhost:5000/myapp-cache:{server}",
 )
 def build(
@@ -240,6 +275,8 @@ def build(
     all_servers: AllOpt = False,
     app_ref: AppOpt = None,
     context: ContextOpt = None,
+    demo: DemoOpt = False,
+    health_path: HealthPathOpt = None,
     tag: Annotated[
         str | None, typer.Option("--tag", "-t", help="Image tag; with several servers it must contain {server}.")
     ] = None,
@@ -301,7 +338,7 @@ def build(
     network: NetworkOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Build a multi-stage image of the app for each server (default: the bundled app on granian)."""
+    """Build a multi-stage image of the project in the current directory for each server (default: granian)."""
     from toolkit import engine
     from toolkit.plan import BuildOptions, check_build_options
     from toolkit.render import render_dockerfile
@@ -327,7 +364,7 @@ def build(
         epoch=0 if reproducible else None,
     )
     check_build_options(options, [], several=False)
-    client, plans = _plans(server, all_servers, app_ref, context, base, python, tag, frozen, chosen)
+    client, plans = _plans(server, all_servers, app_ref, context, base, python, tag, frozen, chosen, demo, health_path)
     check_build_options(options, [plan.tag for plan in plans], several=len(plans) > 1)
     sbom_files = {}
     if sbom is not None:
@@ -359,6 +396,8 @@ def build(
             err.print(f"[bold]building[/] {plan.tag} on {plan.base.ref}{where}", highlight=False)
         dockerfile = render_dockerfile(plan, "-", ca, secrets=options.secrets)
         result = engine.build_image(client, plan, dockerfile, ca, options, show_progress=not as_json)
+        for warning in result.warnings:
+            _notice(warning)
         results.append(result)
         if plan.server.name in sbom_files:
             from toolkit import sbom as sbom_module
@@ -396,13 +435,15 @@ def build(
 
 @app.command(
     "test",
-    epilog="Examples: imgtool test --server granian · imgtool test --all --junit report.xml · "
-    "imgtool test --image myapp:latest --protocol http1 --health-path /healthz",
+    epilog="Examples: cd myproject && imgtool test --server granian --env SECRET_KEY=x · imgtool test --demo --all "
+    "--junit report.xml · imgtool test --image myapp:latest --protocol http1 --health-path /healthz",
 )
 def test_images(
     server: ServerOpt = None,
     all_servers: AllOpt = False,
+    app_ref: AppOpt = None,
     context: ContextOpt = None,
+    demo: DemoOpt = False,
     image: Annotated[
         list[str] | None, typer.Option("--image", help="Test this image instead (repeatable; any image).")
     ] = None,
@@ -412,7 +453,14 @@ def test_images(
     check: Annotated[
         list[str] | None, typer.Option("--check", "-c", help="Run only these checks (repeatable; default all).")
     ] = None,
-    health_path: Annotated[str | None, typer.Option("--health-path", help="Health route (default: label).")] = None,
+    health_path: Annotated[
+        str | None,
+        typer.Option(
+            "--health-path",
+            help="Route that must answer 2xx, also what the image's HEALTHCHECK asks (default: the image's label, "
+            "else any answer below 500 at /).",
+        ),
+    ] = None,
     port: Annotated[int | None, typer.Option("--port", help="Container port (default: label or 8000).")] = None,
     env: Annotated[
         list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE for the containers (repeatable).")
@@ -447,10 +495,12 @@ def test_images(
         raise UsageError("--image and --server/--all exclude each other: pass one of them")
     if junit_file is not None and not junit_file.parent.is_dir():
         raise UsageError(f"cannot write {junit_file}: directory {junit_file.parent} does not exist")
+    if health_path is not None and not health_path.startswith("/"):
+        raise UsageError(f"--health-path {health_path!r} must start with '/': e.g. --health-path /health")
     if image:
         refs = list(image)
     else:
-        config = load_config(context=context)
+        config = load_config(context=context, app=app_ref, demo=demo)
         refs = [default_tag(config, spec) for spec in select_servers(server, all_servers, config.servers)]
     selected = set(check or CHECKS)
     if protocol:
@@ -701,7 +751,9 @@ def base_lock(
     all_servers: AllOpt = False,
     python: PythonOpt = None,
     registry: RegistryOpt = "localhost:5000",
+    app_ref: AppOpt = None,
     context: ContextOpt = None,
+    demo: DemoOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Pin per-server bases by registry digest in the project's imgtool.lock (written or updated)."""
@@ -713,17 +765,17 @@ def base_lock(
     from toolkit.servers import select_servers
 
     registry = validate_registry(registry)
-    config = load_config(context=context, python=python)
+    config = load_config(context=context, app=app_ref, python=python, demo=demo)
     specs = select_servers(server, all_servers, config.servers)
     client = engine.connect()
-    lock = read_lock(config.context) or Lock()
+    lock = read_lock(config.project_dir) or Lock()
     rows = []
     for spec in specs:
         ref = server_base_ref(registry, spec.name, config.python)
         digest = lock_digest(client, ref, _notice)
         lock = lock.with_entry(spec.name, config.python, LockEntry(ref, digest))
         rows.append({"server": spec.name, "ref": ref, "digest": digest})
-    path = write_lock(config.context, lock)
+    path = write_lock(config.project_dir, lock)
     if as_json:
         _print_json({"lock": str(path), "bases": rows})
         return
@@ -740,6 +792,8 @@ def compose(
     all_servers: AllOpt = False,
     app_ref: AppOpt = None,
     context: ContextOpt = None,
+    demo: DemoOpt = False,
+    health_path: HealthPathOpt = None,
     base: BaseOpt = None,
     python: PythonOpt = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Compose file to write (validated first).")] = Path(
@@ -816,7 +870,7 @@ def compose(
         from toolkit.config import validate_tag
 
         validate_tag(tag.replace("{server}", "server"))
-    client, plans = _plans(server, all_servers, app_ref, context, base, python, tag)
+    client, plans = _plans(server, all_servers, app_ref, context, base, python, tag, demo=demo, health_path=health_path)
     extend = _stack_extension(with_services)
     for plan in plans:
         if plan.server.deprecation:
@@ -1037,9 +1091,10 @@ def show_config(
     server: ServerOpt = None,
     app_ref: AppOpt = None,
     context: ContextOpt = None,
+    demo: DemoOpt = False,
     base: BaseOpt = None,
     python: PythonOpt = None,
-    health_path: Annotated[str | None, typer.Option("--health-path", help="Health route.")] = None,
+    health_path: HealthPathOpt = None,
     port: Annotated[int | None, typer.Option("--port", help="Container port.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -1049,14 +1104,15 @@ def show_config(
     from toolkit.config import describe_config, load_config
     from toolkit.servers import select_servers
 
-    config = load_config(context, app_ref, python, base, health_path, port)
+    config = load_config(context, app_ref, python, base, health_path, port, demo=demo)
     servers = tuple(spec.name for spec in select_servers(server, False, config.servers))
     origin = "flag" if server else config.origins.get("servers", "default")
     rows = describe_config(config, servers, origin)
     if as_json:
-        _print_json({"context": str(config.context), "settings": {key: {"value": v, "from": o} for key, v, o in rows}})
+        settings = {key: {"value": value, "from": origin} for key, value, origin in rows}
+        _print_json({"context": str(config.project_dir), "settings": settings})
         return
-    table = Table(title=f"imgtool config: {config.context}")
+    table = Table(title=f"imgtool config: {config.project_dir}")
     for column in ("setting", "value", "from"):
         table.add_column(column)
     for key, value, source in rows:
@@ -1067,9 +1123,10 @@ def show_config(
 
 @app.command(epilog="Examples: imgtool init · imgtool init --context ~/src/myproject --server uvicorn --force")
 def init(
-    context: Annotated[Path, typer.Option("--context", help="The project to set up.")] = Path("."),
+    context: ContextOpt = None,
     server: ServerOpt = None,
     app_ref: AppOpt = None,
+    health_path: HealthPathOpt = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing \\[tool.imgtool] and .dockerignore.")
     ] = False,
@@ -1080,10 +1137,10 @@ def init(
     from toolkit.config import load_config
     from toolkit.servers import select_servers
 
-    config = load_config(context=context, app=app_ref)
+    config = load_config(context=context, app=app_ref, health_path=health_path)
     servers = [spec.name for spec in select_servers(server, False, config.servers)]
     table = scaffold.tool_table(config.app, servers, config.health_path, config.port)
-    changes = scaffold.plan_init(config.context, table, force)
+    changes = scaffold.plan_init(config.project_dir, table, force)
     scaffold.apply(changes)
     if as_json:
         _print_json([{"path": str(change.path), "action": change.action} for change in changes])
@@ -1125,6 +1182,8 @@ def bake(
     all_servers: AllOpt = False,
     app_ref: AppOpt = None,
     context: ContextOpt = None,
+    demo: DemoOpt = False,
+    health_path: HealthPathOpt = None,
     base: BaseOpt = None,
     python: PythonOpt = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Bake file to write.")] = Path("docker-bake.hcl"),
@@ -1138,7 +1197,7 @@ def bake(
 
     output = output.expanduser()
     check_output(output)
-    _, plans = _plans(server, all_servers, app_ref, context, base, python)
+    _, plans = _plans(server, all_servers, app_ref, context, base, python, demo=demo, health_path=health_path)
     text, dockerfiles = scaffold.bake_file(plans, output, engine.resolve_ca_cert(None))
     for path, dockerfile in dockerfiles.items():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -1162,7 +1221,10 @@ def bench(
     image: Annotated[
         list[str] | None, typer.Option("--image", help="Measure this image instead (repeatable; any image).")
     ] = None,
+    app_ref: AppOpt = None,
     context: ContextOpt = None,
+    demo: DemoOpt = False,
+    health_path: HealthPathOpt = None,
     duration: Annotated[
         str, typer.Option("--duration", "-d", help="Load time per protocol, 1s to 10m: 10s, 1500ms, 1m.")
     ] = "10s",
@@ -1207,10 +1269,12 @@ def bench(
     if image:
         refs = list(image)
     else:
-        config = load_config(context=context)
+        config = load_config(context=context, app=app_ref, demo=demo)
         refs = [default_tag(config, spec) for spec in select_servers(server, all_servers, config.servers)]
     client = engine.connect()
-    subjects = [b.subject_for(client, ref) for ref in refs]
+    if health_path is not None and not health_path.startswith("/"):
+        raise UsageError(f"--health-path {health_path!r} must start with '/': e.g. --health-path /health")
+    subjects = [b.subject_for(client, ref, health_path) for ref in refs]
     cpus = b.load_cpus()
     report = b.BenchReport(
         duration_seconds=seconds,

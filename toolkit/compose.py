@@ -203,8 +203,8 @@ def healthcheck(plan: BuildPlan, start_period: int = HEALTH_START_PERIOD, swarm:
         "retries": HEALTH_RETRIES,
         "start_period": f"{start_period}s",
     }
-    if swarm:
-        check["start_interval"] = HEALTH_START_INTERVAL
+    # Compose 2.20+ (Docker 25+ engines): how often to check while starting (the engine's default is 5 s).
+    check["start_interval"] = HEALTH_START_INTERVAL
     return check
 
 
@@ -244,6 +244,8 @@ def _swarm_service(
     environment = {"PORT": str(plan.config.port)}
     if workers is not None:
         environment["WEB_CONCURRENCY"] = str(workers)
+    if plan.config.health_path:
+        environment["HEALTH_PATH"] = plan.config.health_path
     return {
         "image": image or plan.tag,
         "environment": environment,
@@ -295,7 +297,12 @@ def _service(
         {
             "restart": "unless-stopped",
             "ports": [f"127.0.0.1:{host_port}:{plan.config.port}"],
-            "environment": {"PORT": str(plan.config.port), "WEB_CONCURRENCY": str(workers)},
+            # HEALTH_PATH is what the image's healthcheck asks (2xx); without it, any answer below 500 at /.
+            "environment": {
+                "PORT": str(plan.config.port),
+                "WEB_CONCURRENCY": str(workers),
+                **({"HEALTH_PATH": plan.config.health_path} if plan.config.health_path else {}),
+            },
             "healthcheck": healthcheck(plan, start_period),
             "stop_grace_period": f"{STOP_GRACE_SECONDS}s",
             "read_only": True,
@@ -493,6 +500,7 @@ def write_compose(
     On any failure the temporary file is removed and `output` is untouched.
     """
     require_compose()
+
     def check(temporary: Path) -> None:
         if swarm:
             validate(temporary, swarm=True)

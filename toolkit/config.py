@@ -2,20 +2,39 @@
 
 from __future__ import annotations
 
+import difflib
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from toolkit import IMAGES_DIR
-from toolkit.detect import PYPROJECT, REQUIREMENTS, DependencySource, dependency_source, detect_app
+from toolkit.detect import (
+    LOCKFILE,
+    PYPROJECT,
+    REQUIREMENTS,
+    DependencySource,
+    Django,
+    PythonRequirement,
+    Workspace,
+    dependency_source,
+    detect_app,
+    detect_django,
+    find_workspace,
+    is_project,
+    pick_python,
+    python_requirement,
+    read_toml,
+)
 from toolkit.errors import UsageError
 from toolkit.indexes import IndexConfig, index_config
 
 BUNDLED_APP_CONTEXT = IMAGES_DIR / "app"
 DEFAULT_PYTHON = "3.11"
 DEFAULT_PORT = 8000
-DEFAULT_HEALTH_PATH = "/health"
+# No health path configured: "healthy" means the server answers HTTP at / with a status below 500.
+# A configured path must answer 2xx. Either way the image reads HEALTH_PATH at run time.
+DEFAULT_HEALTH_PATH: str | None = None
+NO_PROJECT_FIX = "cd into your project, pass --context DIR, or --demo for imgtool's bundled app"
 
 # module:attr, or module:factory() for an app factory (called with no arguments at start-up).
 _APP_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(\(\))?$")
@@ -29,6 +48,8 @@ _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _TAG_RE = re.compile(rf"^(?:[a-zA-Z0-9.-]+(?::\d+)?/)?{_COMPONENT}(?:/{_COMPONENT})*(?::\w[\w.-]{{0,127}})?$")
 _KNOWN_KEYS = {
     "app",
+    "context",
+    "check-env",
     "python",
     "base",
     "health-path",
@@ -53,13 +74,15 @@ ROUTE_PROFILES = ("generic", "reference")
 
 @dataclass(frozen=True)
 class Config:
+    # What BuildKit gets: the project directory, or the root of the uv workspace it belongs to.
     context: Path
     app: str
     app_name: str
     deps: DependencySource
     python: str
     base: str | None
-    health_path: str
+    # None: no health route configured (any answer below 500 at / is healthy).
+    health_path: str | None
     port: int
     routes: str = "generic"
     # Servers to build when no --server/--all is given (empty: the CLI's default).
@@ -79,6 +102,16 @@ class Config:
     src_layout: bool = False
     # Where each setting came from: "default", "pyproject", "flag" or "detected (...)".
     origins: dict[str, str] = field(default_factory=dict)
+    # The project's own directory (== context unless it is a uv workspace member).
+    project: Path | None = None
+    workspace: Workspace | None = None
+    # What the project says about its Python (.python-version, requires-python, ...), if anything.
+    python_requirement: PythonRequirement | None = None
+    # Environment for the build-time import check (and collectstatic) only: a BuildKit secret, never a layer.
+    check_env: dict[str, str] = field(default_factory=dict)
+    django: Django | None = None
+    # The bundled reference app, chosen with --demo.
+    demo: bool = False
 
     @property
     def factory(self) -> bool:
@@ -92,6 +125,18 @@ class Config:
     @property
     def requirements_file(self) -> str | None:
         return self.deps.requirements if self.deps.kind == REQUIREMENTS else None
+
+    @property
+    def project_dir(self) -> Path:
+        """The project's own directory: where its pyproject.toml, imgtool.lock and .dockerignore live."""
+        return self.project or self.context
+
+    @property
+    def project_path(self) -> str:
+        """The project's directory inside the build context, POSIX; "." when they are the same."""
+        if self.project is None or self.project == self.context:
+            return "."
+        return self.project.relative_to(self.context).as_posix()
 
 
 def validate_app(app: str) -> str:
@@ -107,27 +152,30 @@ def validate_tag(tag: str) -> str:
 
 
 def _read_pyproject(context: Path) -> dict:
-    path = context / "pyproject.toml"
-    if not path.is_file():
-        return {}
-    try:
-        return tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path} is not valid TOML ({exc}): fix the file") from None
+    return read_toml(context / "pyproject.toml")
+
+
+def _did_you_mean(key: str) -> str | None:
+    if key.replace("_", "-") in _KNOWN_KEYS:
+        return key.replace("_", "-")
+    close = difflib.get_close_matches(key.replace("_", "-"), sorted(_KNOWN_KEYS), n=1)
+    return close[0] if close else None
 
 
 def _tool_settings(pyproject: dict, path: Path) -> dict:
     settings = pyproject.get("tool", {}).get("imgtool", {})
-    unknown = set(settings) - _KNOWN_KEYS
+    unknown = sorted(set(settings) - _KNOWN_KEYS)
     if unknown:
+        hints = [
+            f"{key!r} (did you mean `{guess}`?)" if (guess := _did_you_mean(key)) else repr(key) for key in unknown
+        ]
         raise UsageError(
-            f"unknown [tool.imgtool] key(s) {', '.join(sorted(unknown))} in {path}: "
-            f"use {', '.join(sorted(_KNOWN_KEYS))}"
+            f"unknown [tool.imgtool] key(s) {', '.join(hints)} in {path}: keys are {', '.join(sorted(_KNOWN_KEYS))}"
         )
     return settings
 
 
-def _app_module_exists(context: Path, app: str) -> bool:
+def _app_module_exists(context: Path, app: str) -> bool:  # context: the project directory
     module_path = Path(*app.split(":")[0].split("."))
     candidates = [module_path.with_suffix(".py"), module_path / "__init__.py"]
     roots = [context, context / "src"]
@@ -187,6 +235,58 @@ def _exclude(settings: dict) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def _resolve_project(context: Path | None, demo: bool, cwd: Path | None) -> tuple[Path, dict, Path]:
+    """(project directory, settings from a directory that redirected to it, that directory's pyproject path).
+
+    The project is `--context`, else the current directory; `--demo` is the bundled app. A pyproject whose
+    [tool.imgtool] names `context = "subdir"` sends imgtool to that subdirectory (one hop).
+    """
+    if demo and context is not None:
+        raise UsageError("--demo and --context exclude each other: --demo builds imgtool's bundled app")
+    start = BUNDLED_APP_CONTEXT if demo else (context or cwd or Path.cwd())
+    start = start.expanduser()
+    if not start.is_dir():
+        raise UsageError(f"build context {start} is not a directory: pass an existing --context DIR")
+    start = start.resolve()
+    path = start / "pyproject.toml"
+    settings = _tool_settings(_read_pyproject(start), path)
+    redirect = settings.get("context")
+    if redirect is None:
+        return start, {}, path
+    if not isinstance(redirect, str) or not (start / redirect).is_dir():
+        raise UsageError(f"[tool.imgtool] context = {redirect!r} in {path} is not a directory under {start}")
+    project = (start / redirect).resolve()
+    if not project.is_relative_to(start):
+        raise UsageError(f"[tool.imgtool] context = {redirect!r} in {path} leaves {start}: name a subdirectory")
+    return project, {k: v for k, v in settings.items() if k != "context"}, path
+
+
+def _python(flag: str | None, setting: object, requirement: PythonRequirement | None, origins: dict[str, str]) -> str:
+    """--python, else [tool.imgtool] python, else what the project asks for, else the default; checked against
+    the project's requirement so a mismatch is an error naming both versions."""
+    chosen = flag or (str(setting) if setting is not None else None)
+    if chosen is not None and not _PYTHON_RE.match(chosen):
+        raise UsageError(f"python version {chosen!r} is not X.Y: pass e.g. --python 3.12")
+    if requirement is None:
+        return chosen or DEFAULT_PYTHON
+    if chosen is not None:
+        if not requirement.allows(chosen):
+            where = "--python" if flag else "[tool.imgtool] python"
+            raise UsageError(
+                f"{where} {chosen} does not satisfy the project's {requirement.describe()} ({requirement.where}): "
+                "change one of them"
+            )
+        return chosen
+    picked = pick_python(requirement, DEFAULT_PYTHON)
+    if picked is None or not _PYTHON_RE.match(picked):
+        raise UsageError(
+            f"the project asks for {requirement.describe()} ({requirement.where}) and no Python 3.x release "
+            "satisfies it: fix the requirement"
+        )
+    origins["python"] = f"detected ({requirement.describe()}, {requirement.where})"
+    return picked
+
+
 def load_config(
     context: Path | None = None,
     app: str | None = None,
@@ -194,62 +294,83 @@ def load_config(
     base: str | None = None,
     health_path: str | None = None,
     port: int | None = None,
+    demo: bool = False,
+    cwd: Path | None = None,
 ) -> Config:
-    context = (context or BUNDLED_APP_CONTEXT).expanduser()
-    if not context.is_dir():
-        raise UsageError(f"build context {context} is not a directory: pass an existing --context DIR")
-    context = context.resolve()
-    pyproject_path = context / "pyproject.toml"
-    pyproject = _read_pyproject(context)
-    settings = _tool_settings(pyproject, pyproject_path)
+    """The merged settings for the project in `context`, else in `cwd` (default: the current directory)."""
+    project, inherited, redirect_path = _resolve_project(context, demo, cwd)
+    if not is_project(project) and not (app and _APP_RE.match(app) and _app_module_exists(project, app)):
+        raise UsageError(
+            f"{project} holds no Python project (no pyproject.toml, requirements.txt, Pipfile, manage.py, "
+            f"setup.py or ASGI module): {NO_PROJECT_FIX}"
+        )
+    pyproject_path = project / "pyproject.toml"
+    pyproject = _read_pyproject(project)
+    # The directory that named this project with `context = ...` has the last word.
+    settings = {**_tool_settings(pyproject, pyproject_path), **inherited}
+    settings.pop("context", None)
+    workspace = find_workspace(project)
+    build_context = workspace.root if workspace is not None else project
 
     flags = {"app": app, "python": python, "base": base, "health-path": health_path, "port": port}
     origins = {
         key: "flag" if flags.get(key) is not None else "pyproject" if key in settings else "default"
-        for key in sorted(_KNOWN_KEYS - {"server"})
+        for key in sorted(_KNOWN_KEYS - {"server", "context"})
     }
     if "server" in settings:
         origins["servers"] = "pyproject"
+    origins["context"] = "flag (--demo)" if demo else "flag" if context is not None else "current directory"
+    if inherited:
+        origins["context"] = f"pyproject ({redirect_path})"
+    if workspace is not None:
+        origins["context"] += f"; detected (uv workspace root of {workspace.member})"
 
     app = app or settings.get("app")
     if not app:
-        found = detect_app(context)
+        found = detect_app(project)
         app = found.ref
         origins["app"] = f"detected ({found.why} in {found.module})"
     validate_app(app)
-    if not _app_module_exists(context, app):
+    if not _app_module_exists(project, app):
         module = app.split(":")[0]
-        raise UsageError(f"module {module!r} of --app {app} is not in context {context}: fix --app or --context")
+        raise UsageError(f"module {module!r} of --app {app} is not in {project}: fix --app or --context")
 
-    python = str(python or settings.get("python", DEFAULT_PYTHON))
-    if not _PYTHON_RE.match(python):
-        raise UsageError(f"python version {python!r} is not X.Y: pass e.g. --python 3.12")
+    requirement = python_requirement(project, build_context)
+    python = _python(python, settings.get("python"), requirement, origins)
 
     port = port if port is not None else settings.get("port", DEFAULT_PORT)
     if not isinstance(port, int) or not 1 <= port <= 65535:
         raise UsageError(f"port {port!r} is not a TCP port: use a number from 1 to 65535")
 
     health_path = health_path or settings.get("health-path", DEFAULT_HEALTH_PATH)
-    if not isinstance(health_path, str) or not health_path.startswith("/"):
+    if health_path is not None and (not isinstance(health_path, str) or not health_path.startswith("/")):
         raise UsageError(f"health path {health_path!r} must start with '/': e.g. /health")
 
     routes = settings.get("routes", "generic")
     if routes not in ROUTE_PROFILES:
         raise UsageError(f"[tool.imgtool] routes = {routes!r} is not one of {', '.join(ROUTE_PROFILES)}")
 
-    deps = dependency_source(context, pyproject)
+    deps = dependency_source(project, pyproject, workspace)
     indexes = index_config(settings, pyproject)
     if indexes:
         origins["indexes"] = "pyproject"
     origins["dependencies"] = f"detected ({deps.summary})"
-    project = pyproject.get("project", {})
-    if "name" not in settings and project.get("name"):
+    if deps.kind == LOCKFILE and deps.lock_project and tuple(map(int, python.split("."))) < (3, 11):
+        raise UsageError(
+            f"{deps.lock} is read in the build with Python's tomllib (3.11+) and this build uses Python {python}: "
+            "build with Python 3.11 or newer"
+        )
+    django = detect_django(project, app)
+    if django is not None:
+        origins["django"] = f"detected (DJANGO_SETTINGS_MODULE={django.settings})"
+    project_table = pyproject.get("project", {})
+    if "name" not in settings and project_table.get("name"):
         origins["name"] = "pyproject ([project] name)"
 
     return Config(
-        context=context,
+        context=build_context,
         app=app,
-        app_name=_slug(settings.get("name") or project.get("name") or context.name),
+        app_name=_slug(settings.get("name") or project_table.get("name") or project.name),
         deps=deps,
         python=python,
         base=base or settings.get("base"),
@@ -263,30 +384,44 @@ def load_config(
         env=_string_table(settings, "env", _RESERVED_ENV),
         build_args=_string_table(settings, "build-args"),
         indexes=indexes,
-        src_layout=(context / "src").is_dir(),
+        src_layout=(project / "src").is_dir(),
         origins=origins,
+        project=project,
+        workspace=workspace,
+        python_requirement=requirement,
+        check_env=_string_table(settings, "check-env"),
+        django=django,
+        demo=demo,
     )
 
 
 def describe_config(config: Config, servers: tuple[str, ...], servers_origin: str) -> list[tuple[str, object, str]]:
     """(setting, value, origin) rows for `imgtool config`: the merged result and where each value came from."""
     origins = {**config.origins, "dependencies": "detected"}
+    origins.setdefault("django", "detected")
     values: dict[str, object] = {
         "app": config.app,
         "servers": list(servers),
         "python": config.python,
         "base": config.base or f"python:{config.python}-slim (else the offline base)",
-        "health-path": config.health_path,
+        "health-path": config.health_path or "none: any answer below 500 at / is healthy",
         "port": config.port,
         "workers": config.workers if config.workers is not None else "one per CPU (server default)",
         "apt-packages": list(config.apt_packages),
         "exclude": list(config.exclude),
         "env": config.env,
         "build-args": config.build_args,
+        "check-env": sorted(config.check_env),
         "routes": config.routes,
         "indexes": [f"{index.name}={index.url}" for index in config.indexes.indexes],
         "name": config.app_name,
         "dependencies": config.deps.summary,
+        "context": str(config.context)
+        + (f" (uv workspace; the project is {config.project_path})" if config.workspace else ""),
+        "django": f"settings {config.django.settings}, collectstatic "
+        + ("in the build" if config.django.static_root else "skipped (no STATIC_ROOT)")
+        if config.django
+        else "no",
     }
     return [
         (key, value, servers_origin if key == "servers" else origins.get(key, "default"))

@@ -45,7 +45,6 @@ TEST_LABEL = "imgtool.test"
 ROLE_LABEL = "imgtool.test.role"
 
 DEFAULT_PORT = 8000
-DEFAULT_HEALTH_PATH = "/health"
 LOOPBACK = "127.0.0.1"
 RUN_ID_ENV = "IMGTOOL_RUN_ID"
 
@@ -58,6 +57,7 @@ class Role(StrEnum):
     MAIN = "main"  # the smoke suite's main container: health, protocols, graceful stop, lifespan
     TLS = "tls"  # the smoke suite's TLS listener (h2-tls)
     READONLY = "readonly"  # the smoke suite's hardened container
+    LIFESPAN = "lifespan"  # the smoke suite's lifespan probe, for apps without the reference routes
     BENCH = "bench"  # a container under load
 
 
@@ -85,7 +85,8 @@ class ImageLabels:
     server: str | None = None
     app: str | None = None
     port: int = DEFAULT_PORT
-    health_path: str = DEFAULT_HEALTH_PATH
+    # None: the image has no health route; any answer below 500 at / counts (the image's own rule).
+    health_path: str | None = None
     reference_routes: bool = False
 
     @property
@@ -111,7 +112,7 @@ def image_labels(client: docker.DockerClient, ref: str) -> ImageLabels:
         server=labels.get(SERVER_LABEL),
         app=labels.get(APP_LABEL),
         port=int(labels.get(PORT_LABEL, DEFAULT_PORT)),
-        health_path=labels.get(HEALTH_PATH_LABEL, DEFAULT_HEALTH_PATH),
+        health_path=labels.get(HEALTH_PATH_LABEL) or None,
         reference_routes=labels.get(ROUTES_LABEL) == "reference",
     )
 

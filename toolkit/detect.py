@@ -1,24 +1,30 @@
-"""Look at a project and decide, as data: where its dependencies come from, and which ASGI app it serves.
+"""Look at a project and decide, as data: where its dependencies come from, which ASGI app it serves,
+which Python it needs, whether it is a Django project, and whether it is a member of a uv workspace.
 
 Each dependency detector is a small function `(context, pyproject) -> DependencySource | None`,
 tried in order; the first answer wins. The template (images/Dockerfile.j2) turns the chosen
 `DependencySource` into build steps by its `kind`: nothing here writes Dockerfile text.
-App detection reads the project's modules with `ast` (nothing is imported or executed).
+Everything here reads files (TOML, JSON, `ast`): nothing is imported or executed.
 """
 
 from __future__ import annotations
 
 import ast
+import re
+import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from toolkit import lockfiles
 from toolkit.errors import UsageError
 
 # Kinds the template knows how to install.
 UV_LOCK = "uv.lock"
 REQUIREMENTS = "requirements"
 PYPROJECT = "pyproject"
+# poetry.lock, pdm.lock or Pipfile.lock: exported in the builder to a pinned, hashed requirements file.
+LOCKFILE = "lockfile"
 NONE = "none"
 
 # The main requirements file, in order of preference; others beside it are copied too (for `-r`).
@@ -28,10 +34,10 @@ _MAIN_REQUIREMENTS = (
     "requirements/production.txt",
     "requirements/base.txt",
 )
-_EXPORT_HINTS = {
-    "poetry.lock": "poetry export --only main --without-hashes -o requirements.txt",
-    "pdm.lock": "pdm export --prod --without-hashes -o requirements.txt",
-}
+# Foreign lock files in order of preference, and the project file each is read with.
+_LOCKS = {"poetry.lock": "pyproject.toml", "pdm.lock": "pyproject.toml", "Pipfile.lock": "Pipfile"}
+# What makes a directory a Python project (besides a module with an ASGI app in it).
+PROJECT_MARKERS = ("pyproject.toml", "requirements.txt", "Pipfile", "manage.py", "setup.py", "setup.cfg")
 
 
 @dataclass(frozen=True)
@@ -45,18 +51,70 @@ class DependencySource:
     requirements: str | None = None
     # Inline requirement specifiers (kind "pyproject": `[project] dependencies`).
     packages: tuple[str, ...] = ()
-    # Install the project itself as a wheel (src layout with a build backend), after the dependencies.
-    install_project: bool = False
+    # Context-relative project directories installed as wheels without their dependencies, after them:
+    # "." for a src layout with a build backend; workspace members the app depends on.
+    install_paths: tuple[str, ...] = ()
+    # kind "lockfile": the lock and the project file it is read with (both in `files`).
+    lock: str | None = None
+    lock_project: str | None = None
+    # kind "lockfile": (name, version) the lock pins, whether every pin has hashes, and what it is.
+    pinned: tuple[tuple[str, str], ...] = ()
+    hashed: bool = False
+    detail: str = ""
+    # kind "uv.lock" in a workspace: the member to sync (`uv sync --package`).
+    package: str | None = None
+
+    @property
+    def install_project(self) -> bool:
+        return bool(self.install_paths)
 
     @property
     def summary(self) -> str:
         what = {
-            UV_LOCK: "uv.lock (uv sync --frozen --no-dev --no-install-project)",
+            UV_LOCK: "uv.lock (uv sync --frozen --no-dev "
+            + (f"--package {self.package} --no-install-workspace)" if self.package else "--no-install-project)"),
             REQUIREMENTS: f"{self.requirements} (uv pip install -r)",
             PYPROJECT: f"pyproject.toml [project] dependencies ({len(self.packages)})",
+            LOCKFILE: f"{self.detail}, "
+            + ("hashes required" if self.hashed else "hashes checked where the lock has them"),
             NONE: "none found (only the server is installed)",
         }[self.kind]
-        return what + ("; the project is installed as a wheel (src layout)" if self.install_project else "")
+        if self.install_paths == (".",):
+            what += "; the project is installed as a wheel (src layout)"
+        elif self.install_paths:
+            what += f"; workspace members installed as wheels: {', '.join(self.install_paths)}"
+        return what
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """The project is a member of a uv workspace: the build context is the workspace root."""
+
+    root: Path
+    member: str  # the project's directory inside the root, POSIX ("backend", "packages/api")
+    package: str  # the member's [project] name
+    members: tuple[str, ...]  # every member's directory (their pyproject.toml files go into the build)
+
+
+def read_toml(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path} is not valid TOML ({exc}): fix the file") from None
+
+
+def is_project(directory: Path) -> bool:
+    """A Python project: a project file, requirements, manage.py, or a module with an ASGI app."""
+    if any((directory / name).is_file() for name in PROJECT_MARKERS):
+        return True
+    if any(directory.glob("requirements*.txt")) or (directory / "requirements").is_dir():
+        return True
+    return bool(find_apps(directory))
+
+
+# ---- dependency sources ----
 
 
 def _has_src_package(context: Path, pyproject: dict) -> bool:
@@ -84,12 +142,26 @@ def _requirements(context: Path, pyproject: dict) -> DependencySource | None:
 
 
 def _foreign_lock(context: Path, pyproject: dict) -> DependencySource | None:
-    for lock, export in _EXPORT_HINTS.items():
-        if (context / lock).is_file():
-            raise UsageError(
-                f"{lock} found but imgtool installs from uv.lock, requirements.txt or [project] dependencies: "
-                f"export it with `{export}` in {context} and build again"
-            )
+    """poetry.lock, pdm.lock, Pipfile.lock: read here once (a broken lock fails before any build)."""
+    for lock, project_file in _LOCKS.items():
+        path = context / lock
+        if not path.is_file():
+            continue
+        if not (context / project_file).is_file():
+            raise UsageError(f"{path} has no {project_file} beside it: add the project's {project_file}")
+        try:
+            exported = lockfiles.export(lock, path.read_text(), pyproject)
+        except lockfiles.LockError as exc:
+            raise UsageError(str(exc)) from None
+        return DependencySource(
+            LOCKFILE,
+            files=(lock, project_file),
+            lock=lock,
+            lock_project=project_file if project_file == "pyproject.toml" else None,
+            pinned=tuple(sorted((pin.name, pin.version or "") for pin in exported.pins)),
+            hashed=exported.hashed,
+            detail=f"{exported.source}: {len(exported.pins)} pinned",
+        )
     return None
 
 
@@ -108,18 +180,237 @@ DETECTORS: tuple[Callable[[Path, dict], DependencySource | None], ...] = (
 )
 
 
-def dependency_source(context: Path, pyproject: dict) -> DependencySource:
-    """The first detector that recognises the project decides; a src-layout package is added on top."""
+def dependency_source(context: Path, pyproject: dict, workspace: Workspace | None = None) -> DependencySource:
+    """The first detector that recognises the project decides; a src-layout package is added on top.
+
+    In a uv workspace the root's uv.lock decides, synced for the member alone.
+    """
+    if workspace is not None:
+        return _workspace_source(workspace, pyproject)
     found = next((source for d in DETECTORS if (source := d(context, pyproject)) is not None), None)
     source = found or DependencySource(NONE)
     if _has_src_package(context, pyproject):
-        return replace(source, install_project=True)
+        return replace(source, install_paths=(".",))
     return source
+
+
+# ---- uv workspaces ----
+
+
+def _workspace_members(root: Path, table: dict) -> list[str]:
+    excluded = {p for pattern in table.get("exclude", []) for p in root.glob(pattern)}
+    members = []
+    for pattern in table.get("members", []):
+        for path in sorted(root.glob(pattern)):
+            if path.is_dir() and (path / "pyproject.toml").is_file() and path not in excluded:
+                members.append(path.relative_to(root).as_posix())
+    return list(dict.fromkeys(members))
+
+
+def find_workspace(project: Path) -> Workspace | None:
+    """The uv workspace `project` is a member of (a parent with [tool.uv.workspace] and uv.lock), or None."""
+    project = project.resolve()
+    for parent in project.parents:
+        table = read_toml(parent / "pyproject.toml").get("tool", {}).get("uv", {}).get("workspace")
+        if table is not None:
+            members = _workspace_members(parent, table)
+            member = project.relative_to(parent).as_posix()
+            if member not in members:
+                return None
+            if not (parent / "uv.lock").is_file():
+                raise UsageError(
+                    f"{project} is a member of the uv workspace {parent}, which has no uv.lock: run `uv lock` there"
+                )
+            name = read_toml(project / "pyproject.toml").get("project", {}).get("name")
+            if not name:
+                raise UsageError(f"{project / 'pyproject.toml'} has no [project] name: uv cannot sync the member")
+            return Workspace(parent, member, lockfiles.normalize(name), tuple(members))
+        if (parent / ".git").exists():
+            return None
+    return None
+
+
+def _local_members(workspace: Workspace) -> tuple[str, ...]:
+    """Workspace members the package depends on (transitively), from uv.lock's editable/virtual sources."""
+    lock = read_toml(workspace.root / "uv.lock")
+    local = {}
+    dependencies = {}
+    for entry in lock.get("package", []):
+        name = lockfiles.normalize(entry.get("name", ""))
+        source = entry.get("source", {})
+        path = source.get("editable") or source.get("virtual") or source.get("directory")
+        if path is not None:
+            local[name] = Path(path).as_posix()
+        dependencies[name] = [lockfiles.normalize(d["name"]) for d in entry.get("dependencies", [])]
+    found, stack = [], list(dependencies.get(workspace.package, []))
+    while stack:
+        name = stack.pop()
+        if name in local and local[name] not in found and name != workspace.package:
+            found.append(local[name])
+            stack += dependencies.get(name, [])
+    return tuple(sorted(found))
+
+
+def _workspace_source(workspace: Workspace, member_pyproject: dict) -> DependencySource:
+    files = ("pyproject.toml", "uv.lock", *(f"{member}/pyproject.toml" for member in workspace.members))
+    paths = list(_local_members(workspace))
+    if _has_src_package(workspace.root / workspace.member, member_pyproject):
+        paths.append(workspace.member)
+    return DependencySource(UV_LOCK, files=files, package=workspace.package, install_paths=tuple(paths))
+
+
+# ---- the Python version a project asks for ----
+
+_VERSION_RE = re.compile(r"(\d+)\.(\d+)")
+
+
+@dataclass(frozen=True)
+class PythonRequirement:
+    """What the project says about its Python: an exact X.Y (.python-version) or a specifier set."""
+
+    where: str  # ".python-version", "requires-python in pyproject.toml", ...
+    exact: str | None = None  # "3.12"
+    specifier: str | None = None  # ">=3.10,<4.0"
+
+    def allows(self, version: str) -> bool:
+        if self.exact is not None:
+            return self.exact == version
+        return lockfiles.satisfies(version, self.specifier or "")
+
+    def describe(self) -> str:
+        return f"Python {self.exact}" if self.exact else f"Python {self.specifier}"
+
+
+def python_requirement(project: Path, root: Path | None = None) -> PythonRequirement | None:
+    """From .python-version, uv.lock, [project] requires-python, Poetry's python, Pipfile (first found)."""
+    roots = [project] + ([root] if root is not None and root != project else [])
+    for directory in roots:
+        pinned = directory / ".python-version"
+        if pinned.is_file():
+            for line in pinned.read_text().splitlines():
+                match = _VERSION_RE.search(line.split("#", 1)[0])
+                if match:
+                    return PythonRequirement(f"{pinned.name} in {directory.name or directory}", exact=match.group(0))
+    for directory in roots:
+        lock = directory / "uv.lock"
+        if lock.is_file():
+            spec = read_toml(lock).get("requires-python")
+            if spec:
+                return PythonRequirement("requires-python in uv.lock", specifier=spec.replace(" ", ""))
+    pyproject = read_toml(project / "pyproject.toml")
+    spec = pyproject.get("project", {}).get("requires-python")
+    if spec:
+        return PythonRequirement("requires-python in pyproject.toml", specifier=spec.replace(" ", ""))
+    poetry = pyproject.get("tool", {}).get("poetry", {}).get("dependencies", {}).get("python")
+    if isinstance(poetry, str) and poetry.strip() not in ("", "*"):
+        return PythonRequirement(
+            "[tool.poetry.dependencies] python in pyproject.toml", specifier=lockfiles.to_pep440(poetry)
+        )
+    pipfile = read_toml(project / "Pipfile").get("requires", {})
+    wanted = pipfile.get("python_version") or pipfile.get("python_full_version")
+    if wanted:
+        match = _VERSION_RE.search(str(wanted))
+        if match:
+            return PythonRequirement("[requires] python_version in Pipfile", exact=match.group(0))
+    return None
+
+
+KNOWN_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
+
+
+def pick_python(requirement: PythonRequirement, preferred: str) -> str | None:
+    """The X.Y to build with: the exact one, else `preferred` when allowed, else the nearest allowed one."""
+    if requirement.exact is not None:
+        return requirement.exact
+
+    def distance(version: str) -> tuple[int, int]:
+        gap = int(version.split(".")[1]) - int(preferred.split(".")[1])
+        return (abs(gap), -gap)  # nearest; on a tie the newer
+
+    allowed = [version for version in KNOWN_PYTHONS if requirement.allows(version)]
+    return min(allowed, key=distance) if allowed else None
+
+
+# ---- Django ----
+
+
+@dataclass(frozen=True)
+class Django:
+    """A Django project: its settings module and whether collectstatic has somewhere to write."""
+
+    settings: str  # DJANGO_SETTINGS_MODULE, e.g. "mysite.settings"
+    static_root: bool  # STATIC_ROOT is set in the settings (collectstatic runs in the build)
+    manage: bool  # manage.py at the project root
+
+
+def _settings_default(path: Path) -> str | None:
+    """The value of `os.environ.setdefault("DJANGO_SETTINGS_MODULE", "...")` in a module."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, SyntaxError):
+        return None
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "setdefault"
+            and len(node.args) == 2
+            and all(isinstance(arg, ast.Constant) and isinstance(arg.value, str) for arg in node.args)
+            and node.args[0].value == "DJANGO_SETTINGS_MODULE"
+        ):
+            return node.args[1].value
+    return None
+
+
+def _module_file(root: Path, module: str) -> Path | None:
+    base = Path(*module.split("."))
+    for directory in (root, root / "src"):
+        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+            if (directory / candidate).is_file():
+                return directory / candidate
+    return None
+
+
+def _sets_static_root(path: Path, root: Path, depth: int = 0) -> bool:
+    """STATIC_ROOT assigned (to something other than None) in the settings, or in what they star-import."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, SyntaxError):
+        return False
+    for node in tree.body:
+        assigns = isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id == "STATIC_ROOT" for target in node.targets
+        )
+        if assigns and not (isinstance(node.value, ast.Constant) and node.value.value is None):
+            return True
+        if isinstance(node, ast.ImportFrom) and depth < 3 and any(alias.name == "*" for alias in node.names):
+            package = path.parent
+            name = (node.module or "").split(".")
+            target = package.joinpath(*name).with_suffix(".py") if node.level else _module_file(root, node.module or "")
+            if target is not None and target.is_file() and _sets_static_root(target, root, depth + 1):
+                return True
+    return False
+
+
+def detect_django(project: Path, app: str) -> Django | None:
+    """Django when the app's module or manage.py names DJANGO_SETTINGS_MODULE (read, never imported)."""
+    app_file = _module_file(project, app.split(":", 1)[0])
+    settings = _settings_default(app_file) if app_file is not None else None
+    manage = (project / "manage.py").is_file()
+    if settings is None and manage:
+        settings = _settings_default(project / "manage.py")
+    if settings is None:
+        return None
+    settings_file = _module_file(project, settings)
+    static_root = settings_file is not None and _sets_static_root(settings_file, project)
+    return Django(settings, static_root, manage)
 
 
 # ---- the ASGI app ----
 
 _FRAMEWORKS = {"Litestar", "FastAPI", "Starlette", "Quart"}
+# Django's ASGI handler and Channels' router: `application = get_asgi_application()` in <project>/asgi.py.
+_DJANGO_APPLICATIONS = {"get_asgi_application", "ProtocolTypeRouter", "get_default_application"}
 _FACTORY_NAMES = ("create_app", "make_app", "app_factory", "get_app")
 _PREFERRED_MODULES = ("main", "app", "asgi", "server", "api")
 _SKIP_DIRS = {"tests", "test", "docs", "build", "dist", "node_modules", "migrations"}
@@ -142,7 +433,7 @@ class AppCandidate:
     def rank(self) -> tuple:
         leaf = self.module.rsplit(".", 1)[-1]
         preferred = _PREFERRED_MODULES.index(leaf) if leaf in _PREFERRED_MODULES else len(_PREFERRED_MODULES)
-        return (_KIND_RANK[self.kind], preferred, self.attr != "app", self.module.count("."))
+        return (_KIND_RANK[self.kind], preferred, self.attr not in ("app", "application"), self.module.count("."))
 
 
 def _modules(context: Path) -> Iterator[tuple[str, Path]]:
@@ -176,7 +467,7 @@ def _candidates_in(module: str, tree: ast.Module) -> Iterator[AppCandidate]:
         if isinstance(node, ast.Assign | ast.AnnAssign):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             framework = _call_name(node.value) if node.value is not None else None
-            if framework in _FRAMEWORKS:
+            if framework in _FRAMEWORKS or framework in _DJANGO_APPLICATIONS:
                 for target in targets:
                     if isinstance(target, ast.Name):
                         yield AppCandidate(module, target.id, "instance", f"{target.id} = {framework}(...)")
@@ -207,7 +498,8 @@ def detect_app(context: Path) -> AppCandidate:
     if not found:
         raise UsageError(
             f"no ASGI app given for {context} and none found (looked for app = Litestar/FastAPI/Starlette/Quart(...), "
-            "create_app() and async def app(scope, receive, send)): pass --app module:attr or set [tool.imgtool] app"
+            "Django's application = get_asgi_application(), create_app() and async def app(scope, receive, send)): "
+            "pass --app module:attr or set [tool.imgtool] app"
         )
     best = found[0]
     ties = [c.ref for c in found if c.rank() == best.rank()]

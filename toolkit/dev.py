@@ -120,7 +120,7 @@ def dev_dependencies(deps: DependencySource) -> DependencySource:
     if deps.kind != PYPROJECT:
         return deps
     return DependencySource(
-        REQUIREMENTS, files=("pyproject.toml",), requirements="pyproject.toml", install_project=deps.install_project
+        REQUIREMENTS, files=("pyproject.toml",), requirements="pyproject.toml", install_paths=deps.install_paths
     )
 
 

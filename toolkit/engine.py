@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
@@ -252,6 +252,8 @@ class BuildResult:
     builder: str | None = None
     # The SOURCE_DATE_EPOCH a reproducible build pinned.
     epoch: int | None = None
+    # One line each: things the build noticed but did not fail on (the import check's warning).
+    warnings: list[str] = field(default_factory=list)
 
 
 # The one-line fix where the docker driver sits on a classic (graph driver) image store.
@@ -311,13 +313,25 @@ def _buildx(
     show_progress: bool,
     docker_context: str | None = None,
     secrets: Sequence[BuildSecret] = (),
+    check_env: dict[str, str] | None = None,
 ) -> _Built:
-    """Run `docker buildx build` with the Dockerfile on stdin; the image id, pushed digest and output lines."""
+    """Run `docker buildx build` with the Dockerfile on stdin; the image id, pushed digest and output lines.
+
+    `check_env` reaches the build-time import check as the secret `check-env` (a JSON file that lives
+    only as long as the build): never an ARG, ENV or RUN line, so never in a layer or the history.
+    """
     with tempfile.TemporaryDirectory(prefix="imgtool-build-") as scratch:
         iidfile, metadata = Path(scratch) / "iid", Path(scratch) / "metadata.json"
         progress = "tty" if show_progress and sys.stderr.isatty() else "plain"
         extra = (*flags, f"--progress={progress}", "--iidfile", str(iidfile), "--metadata-file", str(metadata))
-        command = buildx_argv(tag, context, assets_context, "-", ca_cert, extra, docker_context, secrets=secrets)
+        secret = None
+        if check_env:
+            secret = Path(scratch) / "check-env.json"
+            secret.write_text(json.dumps(check_env))
+            secret.chmod(0o600)
+        command = buildx_argv(
+            tag, context, assets_context, "-", ca_cert, extra, docker_context, secrets=secrets, check_env=secret
+        )
         started = time.monotonic()
         output_lines: list[str] = []
         with subprocess.Popen(
@@ -402,9 +416,12 @@ def build_image(
             show_progress,
             options.docker_context,
             options.secrets,
+            _check_env(plan),
         )
     _raise_for_build(plan, built)
-    return _result(client, plan.server.name, plan.tag, built, options)
+    return dataclasses.replace(
+        _result(client, plan.server.name, plan.tag, built, options), warnings=_warnings(plan, built.output)
+    )
 
 
 def _build_reproducible(
@@ -435,6 +452,7 @@ def _build_reproducible(
             show_progress,
             options.docker_context,
             options.secrets,
+            _check_env(plan),
         )
         _raise_for_build(plan, built)
         digests = oci_digests(archive)
@@ -452,25 +470,50 @@ def _build_reproducible(
         digest=digests.image,
         builder=options.builder,
         epoch=options.epoch,
+        warnings=_warnings(plan, built.output),
     )
+
+
+def _check_env(plan: BuildPlan | ServerBasePlan) -> dict[str, str] | None:
+    return plan.config.check_env if isinstance(plan, BuildPlan) else None
 
 
 def _raise_for_build(plan: BuildPlan | ServerBasePlan, built: _Built) -> None:
     if built.returncode == 0:
         return
-    import_error = _import_check_error(built.output)
-    if import_error and isinstance(plan, BuildPlan):
-        raise UsageError(
-            f"{plan.config.app} cannot be imported in the image ({import_error}): "
-            "fix the app or add the missing dependency"
-        )
+    if isinstance(plan, BuildPlan):
+        lock_error = _marked(built.output, "imgtool-lock-export: ")
+        if lock_error:
+            raise UsageError(f"{plan.deps.lock} cannot be installed: {lock_error}")
+        import_error = _marked(built.output, "imgtool-import-check: ")
+        if import_error and "collectstatic failed" in import_error:
+            raise UsageError(
+                f"Django's collectstatic failed in the build ({import_error}): fix the settings, or give the "
+                "values they need at build time in [tool.imgtool] check-env"
+            )
+        if import_error:
+            raise UsageError(
+                f"{plan.config.app} cannot be imported in the image ({import_error}): "
+                "fix the app or add the missing dependency"
+            )
     if any("Cache export is not supported" in line for line in built.output):
         raise EnvironmentProblem(f"this builder cannot export a registry cache: {CONTAINERD_STORE_HINT}")
     raise BuildFailed(f"building {plan.tag} failed: {_build_error(built.output)}")
 
 
-def _import_check_error(lines: list[str]) -> str | None:
-    marker = "imgtool-import-check: "
+def _warnings(plan: BuildPlan | ServerBasePlan, output_lines: list[str]) -> list[str]:
+    """The import check's warning, as one line (plain progress only: a tty build shows it in BuildKit's own)."""
+    warning = _marked(output_lines, "imgtool-import-check-warning: ")
+    if not warning or not isinstance(plan, BuildPlan):
+        return []
+    return [
+        f"{plan.config.app} raised {warning} while importing at build time; built anyway (it may need run-time "
+        "settings: pass them to `imgtool test --env`, or set [tool.imgtool] check-env for a real import check)"
+    ]
+
+
+def _marked(lines: list[str], marker: str) -> str | None:
+    """The last line the build printed after `marker` (the import check's and lock exporter's one-liners)."""
     found = [line.split(marker, 1)[1].strip() for line in lines if marker in line]
     return found[-1] if found else None
 

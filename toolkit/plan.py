@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from toolkit import __version__
+from toolkit import __version__, lockfiles
 from toolkit.assets import CONTEXT_NAME
 from toolkit.config import Config, validate_tag
 from toolkit.containers import (
@@ -22,7 +22,7 @@ from toolkit.containers import (
     SERVER_LABEL,
     VERSION_LABEL,
 )
-from toolkit.detect import DependencySource
+from toolkit.detect import LOCKFILE, DependencySource
 from toolkit.errors import UsageError
 from toolkit.indexes import BuildSecret
 from toolkit.refs import repository_of
@@ -35,6 +35,7 @@ ASSETS_DIR = "/opt/imgtool"
 # dependency layer, and a code change rebuilds only this and the app.
 PROJECT_DIR = "/opt/project"
 USER_UID = 10001
+CHECK_ENV_SECRET = "check-env"
 # The image's CycloneDX SBOM (its Python and Debian packages), made in a builder stage: images/fragments/sbom.j2.
 SBOM_PATH = f"{ASSETS_DIR}/sbom.cdx.json"
 
@@ -82,6 +83,8 @@ class BuildPlan:
     project_dir: str = PROJECT_DIR
     sbom_path: str = SBOM_PATH
     uid: int = USER_UID
+    # Things worth one line each before the build (e.g. a lock pinning the server outside its tested range).
+    notes: tuple[str, ...] = ()
 
     @property
     def deps(self) -> DependencySource:
@@ -90,7 +93,7 @@ class BuildPlan:
     @property
     def pythonpath(self) -> str:
         """Where the app is imported from: the installed project first, else the context and its src/."""
-        if self.deps.install_project:
+        if self.deps.install_paths:
             return f"{self.project_dir}:{self.app_dir}"
         if self.config.src_layout:
             return f"{self.app_dir}:{self.app_dir}/src"
@@ -126,7 +129,8 @@ def make_plan(
         SERVER_LABEL: server.name,
         PROTOCOLS_LABEL: ",".join(sorted(server.protocols)),
         PORT_LABEL: str(config.port),
-        HEALTH_PATH_LABEL: config.health_path,
+        # Empty: no health route configured; any answer below 500 at / is healthy.
+        HEALTH_PATH_LABEL: config.health_path or "",
         ROUTES_LABEL: config.routes,
         "imgtool.sbom": SBOM_PATH,
     }
@@ -134,26 +138,55 @@ def make_plan(
         labels["org.opencontainers.image.base.digest"] = base.digest
     env = {
         "PORT": str(config.port),
-        "HEALTH_PATH": config.health_path,
+        # Read by the healthcheck at run time: `docker run -e HEALTH_PATH=...` changes what Docker asks.
+        **({"HEALTH_PATH": config.health_path} if config.health_path else {}),
         "IMGTOOL_SERVER": server.name,
         "IMGTOOL_DEFAULT_WORKERS": str(config.workers) if config.workers else server.default_workers,
         "IMGTOOL_APP": config.app,
         "IMGTOOL_PREFLIGHT": str(server.preflight_import),
         **config.env,
     }
+    requirements, notes = server_requirements(config, server, base)
     return BuildPlan(
         server=server,
         config=config,
         base=base,
         assets_context=assets_context,
         tag=resolve_tag(config, server, tag, several),
-        # The server's packages, with `[project] dependencies` when those are the source; a server
-        # base has the server in its venv already, so only the app's own dependencies remain.
-        requirements=(*config.dependencies, *(() if base.server_base else server.packages)),
+        requirements=requirements,
         command=tuple(server.argv(config.app)),
         env=env,
         labels=labels,
+        notes=tuple(notes),
     )
+
+
+def server_requirements(config: Config, server: ServerSpec, base: BaseImage) -> tuple[tuple[str, ...], list[str]]:
+    """What `uv pip install` adds beside the project's own dependency source, and notes about it.
+
+    The server's packages, with `[project] dependencies` when those are the source; a server base has the
+    server in its venv already. Beside a foreign lock, the lock wins: a package it pins is installed at the
+    locked version (the server's version range is dropped, the rest resolve with the lock as constraints).
+    """
+    packages = () if base.server_base else server.packages
+    if config.deps.kind != LOCKFILE:
+        return (*config.dependencies, *packages), []
+    pinned = dict(config.deps.pinned)
+    requirements, notes = [], []
+    for spec in packages:
+        requirement = lockfiles.parse_requirement(spec)
+        if requirement.name not in pinned:
+            requirements.append(spec)
+            continue
+        extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
+        requirements.append(f"{requirement.name}{extras}")
+        version = pinned[requirement.name]
+        if requirement.spec and version and not lockfiles.satisfies(version, requirement.spec):
+            notes.append(
+                f"{config.deps.lock} pins {requirement.name} {version}, outside the {requirement.spec} imgtool "
+                f"tests {server.name} with: the locked version is used (the smoke suite shows whether it works)"
+            )
+    return tuple(requirements), notes
 
 
 # `imgtool base build`: a per-server base, <registry>/imgtool-base:<server>-py<X.Y>.
@@ -308,11 +341,13 @@ def buildx_argv(
     extra: tuple[str, ...] = (),
     docker_context: str | None = None,
     secrets: Sequence[BuildSecret] = (),
+    check_env: Path | str | None = None,
 ) -> list[str]:
     """The `docker buildx build` command that builds a rendered Dockerfile: any builder, any engine.
 
     imgtool's helper files arrive as the named context `imgtool-assets`, the CA bundle as a secret,
-    and package-index credentials (toolkit/indexes.py) as secrets read from the environment or a file.
+    package-index credentials (toolkit/indexes.py) as secrets read from the environment or a file, and
+    `[tool.imgtool] check-env` (JSON) as the secret `check-env`: only the build-time import check reads it.
     """
     selector = ["--context", docker_context] if docker_context else []
     argv = ["docker", *selector, "buildx", "build", "--build-context", f"{CONTEXT_NAME}={assets_context}"]
@@ -320,4 +355,6 @@ def buildx_argv(
         argv += ["--secret", f"id=ca,src={ca_cert}"]
     for secret in secrets:
         argv += ["--secret", secret.argument()]
+    if check_env is not None:
+        argv += ["--secret", f"id={CHECK_ENV_SECRET},src={check_env}"]
     return [*argv, *extra, "--tag", tag, "--file", dockerfile, str(context)]

@@ -51,6 +51,7 @@ def _assignments(mapping: dict[str, str], quote: bool = False) -> str:
 _ENV.filters["json"] = json.dumps
 _ENV.filters["assignments"] = _assignments
 _ENV.filters["shquote"] = shlex.quote
+_ENV.filters["prefix"] = lambda value, prefix: f"{prefix}{value}"
 
 
 def get_template(name: str) -> jinja2.Template:
@@ -70,7 +71,11 @@ def _command(
     ca_cert: Path | None,
     secrets: Sequence[BuildSecret] = (),
 ) -> str:
-    argv = buildx_argv(plan.tag, context, plan.assets_context, dockerfile, ca_cert, ("--load",), secrets=secrets)
+    # [tool.imgtool] check-env: a JSON object of the values, written for the build and deleted after it.
+    check_env = "check-env.json" if isinstance(plan, BuildPlan) and plan.config.check_env else None
+    argv = buildx_argv(
+        plan.tag, context, plan.assets_context, dockerfile, ca_cert, ("--load",), secrets=secrets, check_env=check_env
+    )
     return shlex.join(argv)
 
 

@@ -35,6 +35,9 @@ class ServerSpec:
     # A server whose TLS is a different listener, not extra flags, gives its whole TLS command.
     tls_command: tuple[str, ...] = ()
     lifespan: bool = True
+    # What the server does with an app that refuses the lifespan scope (Django, Channels: they raise on it),
+    # measured with a fresh `django-admin startproject` app (Django 5.2): none of them may refuse to serve it.
+    without_lifespan: str = ""
     graceful: bool = True
     # Why a protocol or behaviour is not claimed; shown as `n/a (reason)` by the smoke suite.
     limitations: dict[str, str] = field(default_factory=dict)
@@ -112,9 +115,12 @@ SERVERS: dict[str, ServerSpec] = {
             packages=_UVICORN_PACKAGES,
             command=_argv(
                 "uvicorn {app} --host 0.0.0.0 --port $PORT --workers $WORKERS --loop uvloop --http httptools"
-                f" --ws auto --lifespan on --no-access-log --timeout-graceful-shutdown {GRACEFUL_TIMEOUT}"
+                f" --ws auto --lifespan auto --no-access-log --timeout-graceful-shutdown {GRACEFUL_TIMEOUT}"
             ),
             protocols=frozenset({"http1", "ws"}),
+            # `--lifespan on` made Django exit 3 at start ("Application startup failed. Exiting.").
+            without_lifespan="serves it (--lifespan auto logs \"ASGI 'lifespan' protocol appears unsupported.\"); "
+            "an app whose startup fails (lifespan.startup.failed) still stops it, exit 3",
             tls_flags=_argv("--ssl-certfile {cert} --ssl-keyfile {key}"),
             factory=("{app}", "--factory"),
             limitations={
@@ -137,6 +143,7 @@ SERVERS: dict[str, ServerSpec] = {
             ),
             protocols=frozenset({"http1", "h2c", "h2-tls", "ws"}),
             tls_flags=_argv("--certfile {cert} --keyfile {key}"),
+            without_lifespan='serves it (logs "ASGI Framework Lifespan error, continuing without Lifespan support")',
             # With several workers, hypercorn's parent kills busy workers when an idle one exits
             # first, losing in-flight requests (SERVERS.md): one worker unless WEB_CONCURRENCY says.
             default_workers="1",
@@ -154,6 +161,7 @@ SERVERS: dict[str, ServerSpec] = {
             protocols=frozenset({"http1", "h2-tls", "ws"}),
             tls_command=_argv("daphne -e ssl:$PORT:interface=0.0.0.0:privateKey={key}:certKey={cert} {app}"),
             lifespan=False,
+            without_lifespan="serves it (daphne never sends the lifespan scope)",
             graceful=False,
             # daphne imports `module:attr` and never calls it (daphne.utils.import_by_path).
             factory=None,
@@ -177,6 +185,8 @@ SERVERS: dict[str, ServerSpec] = {
             protocols=frozenset({"http1", "h2c", "h2-tls", "ws"}),
             tls_flags=_argv("--ssl-certificate {cert} --ssl-keyfile {key}"),
             factory=_argv("--factory {app}"),
+            without_lifespan='serves it (logs "ASGI Lifespan errored, continuing without Lifespan support"; '
+            "--interface asginl would skip lifespan altogether)",
         ),
         ServerSpec(
             name="gunicorn",
@@ -188,6 +198,8 @@ SERVERS: dict[str, ServerSpec] = {
             ),
             protocols=frozenset({"http1", "ws"}),
             tls_flags=_argv("--certfile {cert} --keyfile {key}"),
+            # uvicorn_worker.UvicornWorker keeps uvicorn's default, --lifespan auto.
+            without_lifespan="serves it (the worker logs \"ASGI 'lifespan' protocol appears unsupported.\")",
             limitations={
                 "h2c": "gunicorn's uvicorn worker speaks HTTP/1.1 only",
                 "h2-tls": "gunicorn's uvicorn worker speaks HTTP/1.1 only, also over TLS",

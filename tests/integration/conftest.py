@@ -34,8 +34,8 @@ REGISTRY_IMAGE = os.environ.get("IMGTOOL_TEST_REGISTRY_IMAGE", "registry:2")
 
 @pytest.fixture(scope="session")
 def reference_images(docker_client) -> dict[str, str]:
-    """Build the bundled app for all five servers once, as a user would: `imgtool build --all`."""
-    result = run_cli("build", "--all", "--json")
+    """Build the bundled app for all five servers once, as a user would: `imgtool build --demo --all`."""
+    result = run_cli("build", "--demo", "--all", "--json")
     assert result.returncode == 0, f"imgtool build --all failed:\n{result.stderr[-3000:]}"
     built = {entry["server"]: entry["tag"] for entry in json.loads(result.stdout)}
     assert set(built) == set(SERVERS)

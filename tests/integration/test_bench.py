@@ -18,7 +18,9 @@ from toolkit import bench
 
 def test_bench_granian_json(docker_client, reference_images):
     assert leftover_test_containers(docker_client) == [], "an earlier test left containers"
-    result = run_cli("bench", "--server", "granian", "--duration", "2s", "--connections", "8", "--json", timeout=180)
+    result = run_cli(
+        "bench", "--demo", "--server", "granian", "--duration", "2s", "--connections", "8", "--json", timeout=180
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["connections"] == 8 and report["duration_seconds"] == 2 and report["path"] == "/"
@@ -41,7 +43,17 @@ def test_bench_granian_json(docker_client, reference_images):
 
 def test_bench_with_the_builtin_generator_says_so(docker_client, reference_images):
     result = run_cli(
-        "bench", "--server", "uvicorn", "--duration", "1s", "--connections", "4", "--generator", "httpx", timeout=120
+        "bench",
+        "--demo",
+        "--server",
+        "uvicorn",
+        "--duration",
+        "1s",
+        "--connections",
+        "4",
+        "--generator",
+        "httpx",
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "uvicorn" in result.stdout
@@ -66,7 +78,7 @@ def test_bench_plot_without_matplotlib_is_one_line(tmp_path):
 
 def test_ctrl_c_during_bench_leaves_nothing_behind(docker_client, reference_images):
     # Two seconds into the load, not during start-up.
-    interrupt_once_running(docker_client, "bench", "--server", "granian", "--duration", "10s", settle=2)
+    interrupt_once_running(docker_client, "bench", "--demo", "--server", "granian", "--duration", "10s", settle=2)
 
 
 @pytest.mark.parametrize("server", ["granian", "uvicorn"])

@@ -92,7 +92,7 @@ def test_code_only_change_reuses_the_dependency_layers(docker_client, reference_
 
 
 def test_build_json_reports_tag_id_size_and_time(reference_images):
-    result = run_cli("build", "--server", "granian", "--json")
+    result = run_cli("build", "--demo", "--server", "granian", "--json")
     assert result.returncode == 0, result.stderr
     (entry,) = json.loads(result.stdout)
     assert entry["tag"] == reference_images["granian"]
@@ -100,15 +100,16 @@ def test_build_json_reports_tag_id_size_and_time(reference_images):
 
 
 def test_gunicorn_build_prints_the_deprecation_notice(reference_images):
-    result = run_cli("build", "--server", "gunicorn")
+    result = run_cli("build", "--demo", "--server", "gunicorn")
     assert result.returncode == 0
     assert "legacy" in result.stderr and "uvicorn --workers" in result.stderr
 
 
 def test_render_prints_the_dockerfile_build_uses(reference_images):
-    result = run_cli("render", "--server", "hypercorn")
+    result = run_cli("render", "--demo", "--server", "hypercorn")
     assert result.returncode == 0
-    assert result.stdout.count("FROM ") == 2 and '"hypercorn"' in result.stdout
+    stages = [line.split()[-1] for line in result.stdout.splitlines() if line.startswith("FROM ") and " AS " in line]
+    assert stages[:2] == ["builder", "runtime"] and '"hypercorn"' in result.stdout
 
 
 def test_base_list_shows_the_base_in_use(docker_client, reference_images):

@@ -21,31 +21,35 @@ def temp_leftovers() -> set[str]:
 
 
 CASES = {
-    "unknown server": (["build", "--server", "tornado"], {}, "unknown server 'tornado': choose one of uvicorn"),
-    "malformed app": (["build", "--app", "main.app"], {}, "is not module:attribute"),
+    "unknown server": (
+        ["build", "--demo", "--server", "tornado"],
+        {},
+        "unknown server 'tornado': choose one of uvicorn",
+    ),
+    "malformed app": (["build", "--demo", "--app", "main.app"], {}, "is not module:attribute"),
     "missing context": (["build", "--context", "/nonexistent/app"], {}, "is not a directory"),
-    "app not in context": (["build", "--app", "nothere:app"], {}, "is not in context"),
-    "all with server": (["build", "--all", "--server", "granian"], {}, "exclude each other"),
-    "invalid tag": (["build", "--tag", "Bad Tag"], {}, "invalid image tag"),
+    "app not in context": (["build", "--demo", "--app", "nothere:app"], {}, "is not in"),
+    "all with server": (["build", "--demo", "--all", "--server", "granian"], {}, "exclude each other"),
+    "invalid tag": (["build", "--demo", "--tag", "Bad Tag"], {}, "invalid image tag"),
     "unknown protocol": (["test", "--protocol", "h3"], {}, "unknown protocol 'h3'"),
     "missing image": (
         ["test", "--image", "imgtool-test/none:missing"],
         {},
         "image imgtool-test/none:missing not found",
     ),
-    "base missing": (["build", "--base", "imgtool-test/no-such-base:1"], {}, "cannot be pulled"),
+    "base missing": (["build", "--demo", "--base", "imgtool-test/no-such-base:1"], {}, "cannot be pulled"),
     "daemon unreachable": (
-        ["build"],
+        ["build", "--demo"],
         {"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
         "Docker engine unreachable",
     ),
-    "buildx missing": (["build"], {"DOCKER_CONFIG": "EMPTY"}, "docker buildx is not installed"),
+    "buildx missing": (["build", "--demo"], {"DOCKER_CONFIG": "EMPTY"}, "docker buildx is not installed"),
     "unwritable junit path": (["test", "--junit", "/nonexistent/dir/report.xml"], {}, "does not exist"),
-    "unwritable render output": (["render", "-o", "/nonexistent/dir/Dockerfile"], {}, "does not exist"),
+    "unwritable render output": (["render", "--demo", "-o", "/nonexistent/dir/Dockerfile"], {}, "does not exist"),
     "unknown check": (["test", "--check", "speed"], {}, "unknown check 'speed'"),
     "malformed env": (["test", "--env", "NOVALUE"], {}, "is not KEY=VALUE"),
     "invalid config value": (["build", "--context", "BAD_CONFIG"], {}, "is not a TCP port"),
-    "unknown config key": (["build", "--context", "UNKNOWN_KEY"], {}, "unknown [tool.imgtool] key(s) colour in"),
+    "unknown config key": (["build", "--context", "UNKNOWN_KEY"], {}, "unknown [tool.imgtool] key(s) 'colour' in"),
     "app not importable": (["build", "--context", "NOT_IMPORTABLE", "--json"], {}, "cannot be imported in the image"),
     "push to no registry": (["build", "--push"], {}, "--push needs a tag naming a registry"),
     "unknown builder": (["build", "--builder", "imgtool-test-no-such-builder"], {}, "--builder imgtool-test-no-such"),
@@ -54,7 +58,12 @@ CASES = {
     "swarm replicas": (["compose", "--replicas", "0"], {}, "--replicas 0 is not a replica count"),
     "kube version": (["kube", "--kube-version", "1"], {}, "is not a Kubernetes minor version"),
     "kube namespace": (["kube", "--namespace", "default"], {}, "other than default"),
+    "syntax error": (["build", "--context", "SYNTAX_ERROR", "--json"], {}, "(SyntaxError: "),
+    "wrong attribute": (["build", "--context", "WRONG_ATTRIBUTE", "--json"], {}, "(AttributeError: "),
+    "key with underscore": (["build", "--context", "UNDERSCORE_KEY"], {}, "did you mean `health-path`?"),
+    "demo and context": (["build", "--demo", "--context", "/tmp"], {}, "--demo and --context exclude each other"),
 }
+CONTEXT_TOKENS = ("BAD_CONFIG", "UNKNOWN_KEY", "NOT_IMPORTABLE", "SYNTAX_ERROR", "WRONG_ATTRIBUTE", "UNDERSCORE_KEY")
 
 
 def prepare(tmp_path, token: str) -> str:
@@ -67,13 +76,19 @@ def prepare(tmp_path, token: str) -> str:
         pyproject.write_text(pyproject.read_text() + 'colour = "blue"\n')
     elif token == "NOT_IMPORTABLE":
         (context / "app.py").write_text("import a_module_nobody_installed\n" + (context / "app.py").read_text())
+    elif token == "SYNTAX_ERROR":
+        (context / "app.py").write_text((context / "app.py").read_text() + "\ndef broken(:\n")
+    elif token == "WRONG_ATTRIBUTE":
+        pyproject.write_text(pyproject.read_text().replace('app = "app:app"', 'app = "app:application"'))
+    elif token == "UNDERSCORE_KEY":
+        pyproject.write_text(pyproject.read_text() + 'health_path = "/health"\n')
     return str(context)
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_bad_input(docker_client, case, tmp_path):
     args, env, message = CASES[case]
-    args = [prepare(tmp_path, arg) if arg in ("BAD_CONFIG", "UNKNOWN_KEY", "NOT_IMPORTABLE") else arg for arg in args]
+    args = [prepare(tmp_path, arg) if arg in CONTEXT_TOKENS else arg for arg in args]
     env = {key: str(tmp_path) if value == "EMPTY" else value for key, value in env.items()}
     before = temp_leftovers()
     result = run_cli(*args, env=env, timeout=120)
@@ -88,7 +103,7 @@ def test_bad_input(docker_client, case, tmp_path):
 def test_ctrl_c_during_build_leaves_nothing_behind(docker_client, reference_images):
     before = temp_leftovers()
     process = subprocess.Popen(
-        [sys.executable, "-m", "toolkit", "build", "--server", "daphne", "--no-cache", "--json"],
+        [sys.executable, "-m", "toolkit", "build", "--demo", "--server", "daphne", "--no-cache", "--json"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -100,3 +115,26 @@ def test_ctrl_c_during_build_leaves_nothing_behind(docker_client, reference_imag
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert temp_leftovers() <= before
+
+
+@pytest.mark.parametrize("command", [["build", "--server", "granian"], ["test"], ["compose"], ["config"], ["bench"]])
+def test_a_directory_without_a_project_is_one_line_naming_the_fix(docker_client, tmp_path, command):
+    (tmp_path / "README.md").write_text("not a Python project\n")
+    result = run_cli(*command, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stderr
+    line = single_line_error(result.stderr)
+    assert f"{tmp_path} holds no Python project" in line
+    assert "cd into your project, pass --context DIR, or --demo for imgtool's bundled app" in line
+    assert list(tmp_path.iterdir()) == [tmp_path / "README.md"]
+
+
+def test_a_base_without_the_python_the_project_needs_is_one_line_naming_both(docker_client, tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "new"\nrequires-python = ">=3.14"\n')
+    (tmp_path / "main.py").write_text("async def app(scope, receive, send):\n    pass\n")
+    if docker_client.images.list(name="python:3.14-slim"):
+        pytest.skip("a python:3.14-slim base is present here: nothing is missing")
+    result = run_cli("build", "--server", "granian", cwd=tmp_path, timeout=300)
+    assert result.returncode == 2, result.stderr
+    line = single_line_error(result.stderr)
+    assert "the project needs Python >=3.14 (requires-python in pyproject.toml)" in line
+    assert "has Python 3.11" in line and "pass --base IMAGE with Python 3.14" in line

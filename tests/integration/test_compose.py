@@ -114,7 +114,7 @@ def without_build_command(dockerfile: str) -> str:
 
 
 def emit(*args: str) -> subprocess.CompletedProcess:
-    result = run_cli("compose", *args)
+    result = run_cli("compose", "--demo", *args)
     assert result.returncode == 0, result.stderr
     return result
 
@@ -189,7 +189,7 @@ def test_build_mode_builds_from_the_generated_dockerfile(docker_client, tmp_path
     dockerfile = tmp_path / ".imgtool" / "compose" / "granian.Dockerfile"
     # The same Dockerfile; only the build command in its header names where this copy lives.
     assert without_build_command(dockerfile.read_text()) == without_build_command(
-        run_cli("render", "-s", "granian").stdout
+        run_cli("render", "--demo", "-s", "granian").stdout
     )
     service = yaml.safe_load(output.read_text())["services"]["granian"]
     assert service["build"]["dockerfile"] == str(dockerfile)
@@ -232,20 +232,20 @@ def assert_usage_error(result: subprocess.CompletedProcess, fragment: str) -> No
 
 def test_unknown_server(tmp_path):
     output = tmp_path / "compose.yaml"
-    assert_usage_error(run_cli("compose", "-s", "nginx", "-o", str(output)), "unknown server 'nginx'")
+    assert_usage_error(run_cli("compose", "--demo", "-s", "nginx", "-o", str(output)), "unknown server 'nginx'")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_output_in_missing_directory(tmp_path):
     output = tmp_path / "missing" / "compose.yaml"
-    assert_usage_error(run_cli("compose", "--all", "-o", str(output)), "does not exist")
+    assert_usage_error(run_cli("compose", "--demo", "--all", "-o", str(output)), "does not exist")
     assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("port_base", ["65533", "80"])
 def test_port_range_collision(tmp_path, port_base):
     output = tmp_path / "compose.yaml"
-    result = run_cli("compose", "--all", "-o", str(output), "--port-base", port_base)
+    result = run_cli("compose", "--demo", "--all", "-o", str(output), "--port-base", port_base)
     assert_usage_error(result, f"--port-base {port_base} puts")
     assert list(tmp_path.iterdir()) == []
 
@@ -253,6 +253,6 @@ def test_port_range_collision(tmp_path, port_base):
 def test_bad_input_keeps_an_existing_file(tmp_path):
     output = tmp_path / "compose.yaml"
     output.write_text("services: {}\n")
-    assert_usage_error(run_cli("compose", "--all", "-o", str(output), "--port-base", "65535"), "65535")
+    assert_usage_error(run_cli("compose", "--demo", "--all", "-o", str(output), "--port-base", "65535"), "65535")
     assert output.read_text() == "services: {}\n"
     assert [path.name for path in tmp_path.iterdir()] == ["compose.yaml"]

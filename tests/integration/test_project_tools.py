@@ -58,7 +58,7 @@ def test_doctor_names_the_fix_and_exits_2_without_an_engine(tmp_path):
 
 def test_bake_file_is_accepted_by_buildx_bake(docker_client, tmp_path):
     output = tmp_path / "docker-bake.hcl"
-    result = run_cli("bake", "--all", "-o", str(output))
+    result = run_cli("bake", "--demo", "--all", "-o", str(output))
     assert result.returncode == 0, result.stderr
     printed = subprocess.run(
         ["docker", "buildx", "bake", "-f", output.name, "--print"],

@@ -1,8 +1,9 @@
 """The user's own project, zero-config: tests/projects/* build with no flags and pass the smoke suite.
 
 Each project is copied to a temporary directory (the Litestar one is locked there with `uv lock`:
-no lock file naming a package index is committed), built with `imgtool build --context DIR` and
-nothing else, then tested with `imgtool test --context DIR --server S`. Images are removed at the end.
+no lock file naming a package index is committed), built from that directory (the project is the
+current directory) with `imgtool build` and nothing else, then tested with `imgtool test --server S`.
+Images are removed at the end. The real public projects are in test_real_projects.py.
 """
 
 from __future__ import annotations
@@ -87,15 +88,17 @@ def uv_binary(docker_client, directory: Path) -> Path:
     return assets.ensure((engine.daemon_arch(docker_client),)) / "uv" / engine.daemon_arch(docker_client) / "uv"
 
 
-def lock_with_uv(docker_client, project: Path) -> None:
+def lock_with_uv(docker_client, project: Path, exclude_newer: str | None = None) -> None:
+    """`uv lock` in `project` with the host's Python; `exclude_newer` reproduces a lock as of that date."""
     with tempfile.TemporaryDirectory(prefix="imgtool-test-uv-") as scratch:
         uv = uv_binary(docker_client, Path(scratch))
         env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_CACHE_DIR": str(Path(scratch) / "cache")}
         if engine.SYSTEM_CA_BUNDLE.is_file():
             env["SSL_CERT_FILE"] = str(engine.SYSTEM_CA_BUNDLE)
-        result = subprocess.run(
-            [str(uv), "lock", "--python", sys.executable], cwd=project, env=env, capture_output=True, text=True
-        )
+        command = [str(uv), "lock", "--python", sys.executable]
+        if exclude_newer:
+            command += ["--exclude-newer", exclude_newer]
+        result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
     assert result.returncode == 0, f"uv lock failed:\n{result.stderr[-2000:]}"
     assert (project / "uv.lock").is_file()
 
@@ -111,7 +114,7 @@ def built_tags(docker_client):
 
 
 def smoke(context: Path, server: str) -> dict[str, str]:
-    result = run_cli("test", "--context", str(context), "--server", server, "--json", timeout=300)
+    result = run_cli("test", "--server", server, "--json", timeout=300, cwd=context)
     report = json.loads(result.stdout)
     (entry,) = report["servers"]
     statuses = {r["check"]: r["status"] for r in entry["results"]}
@@ -140,12 +143,12 @@ def test_project_builds_with_no_flags_and_passes_the_smoke_suite(docker_client, 
     tags = [f"{project.image}:{server}" for server in (*project.built, *project.extra)]
     built_tags.update(tags)
 
-    build = run_cli("build", "--context", str(context))
+    build = run_cli("build", cwd=context)
     assert build.returncode == 0, build.stderr[-3000:]
     assert f"app: {project.app}, detected" in build.stderr
     assert project.deps in build.stderr
     for server in project.extra:
-        extra = run_cli("build", "--context", str(context), "--server", server)
+        extra = run_cli("build", "--server", server, cwd=context)
         assert extra.returncode == 0, extra.stderr[-3000:]
     for tag in tags:
         assert docker_client.images.get(tag).labels["imgtool.app"] == project.app
@@ -167,7 +170,7 @@ def test_uv_lock_installs_the_locked_versions_without_dev_dependencies(docker_cl
     )
     tag = "imgtool-test-uvlock:granian"
     built_tags.add(tag)
-    build = run_cli("build", "--context", str(context), "--tag", tag)
+    build = run_cli("build", "--tag", tag, cwd=context)
     assert build.returncode == 0, build.stderr[-3000:]
     probe = (
         "import importlib.metadata as m, importlib.util as u, litestar_uv_app;"
@@ -178,18 +181,19 @@ def test_uv_lock_installs_the_locked_versions_without_dev_dependencies(docker_cl
     assert output == [locked, "True", "/opt/project/litestar_uv_app/__init__.py"]
 
 
-def test_a_foreign_lock_file_is_a_usage_error_naming_the_export(tmp_path):
+def test_a_stale_foreign_lock_is_a_usage_error_naming_the_relock(tmp_path):
     context = tmp_path / "poetry-project"
     shutil.copytree(PROJECTS / "plain-asgi", context)
-    (context / "poetry.lock").write_text("# a poetry lock file\n")
-    result = run_cli("build", "--context", str(context))
+    (context / "poetry.lock").write_text("# a poetry lock file without the project's dependencies\n")
+    result = run_cli("build", cwd=context)
     assert result.returncode == 2
-    assert "poetry export" in result.stderr and "Traceback" not in result.stderr
+    assert "poetry.lock has no package" in result.stderr and "run `poetry lock`" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_daphne_refuses_an_app_factory_with_the_fix(tmp_path):
     context = tmp_path / "factory"
     shutil.copytree(PROJECTS / "factory", context)
-    result = run_cli("build", "--context", str(context), "--server", "daphne")
+    result = run_cli("build", "--server", "daphne", cwd=context)
     assert result.returncode == 2
     assert "daphne cannot call an app factory" in result.stderr and "--server" in result.stderr

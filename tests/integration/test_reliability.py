@@ -144,7 +144,7 @@ def test_app_crashing_at_start_exits_and_reports_the_traceback(crash_on_start_im
 def test_two_smoke_runs_at_once_do_not_collide(docker_client, reference_images):
     runs = [
         subprocess.Popen(
-            [sys.executable, "-m", "toolkit", "test", "--server", "granian", "--json"],
+            [sys.executable, "-m", "toolkit", "test", "--demo", "--server", "granian", "--json"],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

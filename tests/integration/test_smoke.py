@@ -15,7 +15,8 @@ from toolkit.smoke import CHECKS
 
 
 def smoke(*args: str) -> tuple[int, dict]:
-    result = run_cli("test", *args, "--json", timeout=300)
+    demo = () if "--image" in args else ("--demo",)
+    result = run_cli("test", *demo, *args, "--json", timeout=300)
     assert result.stdout, f"no JSON on stdout; stderr:\n{result.stderr}"
     return result.returncode, json.loads(result.stdout)
 
@@ -55,7 +56,16 @@ def test_wrong_health_path_fails_health(docker_client, broken_images):
 
 def test_health_path_flag_overrides_the_label_and_fails_when_wrong(reference_images):
     code, report = smoke("--server", "granian", "--health-path", "/nope", "--timeout", "4", "--check", "health")
-    assert code == 1 and statuses(report)["health"][0] == "FAIL"
+    health = statuses(report)["health"]
+    assert code == 1 and health[0] == "FAIL"
+    # The image's own HEALTHCHECK asked the flag's path (HEALTH_PATH is read at run time): no rebuild needed.
+    assert "/nope answered 404 (needs 2xx)" in health[1], health
+
+
+def test_health_path_flag_changes_what_the_image_asks_without_a_rebuild(reference_images):
+    code, report = smoke("--server", "granian", "--health-path", "/info", "--check", "health", "--check", "http1")
+    assert code == 0, statuses(report)
+    assert "GET /info: 200" in statuses(report)["health"][1]
 
 
 def test_server_without_http2_fails_h2c_when_asked_for_it(reference_images):
@@ -94,12 +104,12 @@ def test_server_ignoring_sigterm_fails_graceful(broken_images):
 
 
 def test_table_output_for_people(reference_images):
-    result = run_cli("test", "--server", "daphne")
+    result = run_cli("test", "--demo", "--server", "daphne")
     assert result.returncode == 0
     assert "┃ check" in result.stdout and "daphne" in result.stdout
     assert "graceful n/a on daphne: daphne kills in-flight requests on SIGTERM" in result.stdout
 
 
 def test_ctrl_c_during_test_leaves_nothing_behind(docker_client, reference_images):
-    stderr = interrupt_once_running(docker_client, "test", "--server", "hypercorn")
+    stderr = interrupt_once_running(docker_client, "test", "--demo", "--server", "hypercorn")
     assert "interrupted" in stderr

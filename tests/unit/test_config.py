@@ -14,8 +14,8 @@ def write_project(tmp_path, tool="", files=("main.py",)):
     return tmp_path
 
 
-def test_bundled_app_is_the_default():
-    config = load_config()
+def test_demo_is_the_bundled_app():
+    config = load_config(demo=True)
     assert config.context == BUNDLED_APP_CONTEXT.resolve()
     assert config.app == "app:app" and config.app_name == "reference-app" and config.routes == "reference"
     assert any(dep.startswith("litestar") for dep in config.dependencies)
@@ -45,7 +45,7 @@ def test_src_layout_package_is_found(tmp_path):
     [
         ({"app": "main"}, "", "is not module:attribute"),
         ({"app": "main:app:x"}, "", "is not module:attribute"),
-        ({"app": "nothere:app"}, "", "is not in context"),
+        ({"app": "nothere:app"}, "", "is not in"),
         ({}, "", "no ASGI app given"),
         ({"app": "main:app", "python": "three"}, "", "is not X.Y"),
         ({"app": "main:app"}, "port = 70000", "is not a TCP port"),

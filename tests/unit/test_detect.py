@@ -83,10 +83,10 @@ def test_requirements_dir_without_a_top_file(tmp_path):
     assert source(tmp_path).requirements == "requirements/prod.txt"
 
 
-@pytest.mark.parametrize(("lock", "hint"), [("poetry.lock", "poetry export"), ("pdm.lock", "pdm export")])
-def test_foreign_lock_files_name_their_export_command(tmp_path, lock, hint):
+@pytest.mark.parametrize(("lock", "hint"), [("poetry.lock", "poetry lock"), ("pdm.lock", "pdm lock")])
+def test_a_foreign_lock_missing_a_dependency_names_the_relock(tmp_path, lock, hint):
     write(tmp_path, {"pyproject.toml": pyproject(), lock: "# lock\n"})
-    with pytest.raises(UsageError, match=hint):
+    with pytest.raises(UsageError, match=f"has no package 'starlette'.*run `{hint}`"):
         source(tmp_path)
 
 
@@ -115,7 +115,7 @@ def test_src_layout_with_a_build_backend_is_installed_as_a_wheel(tmp_path):
 def test_uv_lock_renders_a_frozen_sync_below_the_app(tmp_path):
     write(tmp_path, {"pyproject.toml": pyproject(), "uv.lock": "version = 1\n", "main.py": LITESTAR_APP})
     text = render(tmp_path)
-    sync = "uv sync --quiet --project /tmp --frozen --no-dev --no-install-project"
+    sync = "uv sync --quiet --project /tmp --frozen --no-dev \\\n        --no-install-project"
     assert "COPY pyproject.toml /tmp/pyproject.toml" in text and "COPY uv.lock /tmp/uv.lock" in text
     assert text.index("COPY uv.lock") < text.index(sync) < text.index("COPY . /app")
     assert "UV_PROJECT_ENVIRONMENT=/opt/venv" in text
@@ -129,7 +129,7 @@ def test_src_layout_wheel_goes_to_its_own_layer_before_the_app(tmp_path):
         {"pyproject.toml": pyproject(build_system=True), "src/demo/__init__.py": "", "src/demo/app.py": LITESTAR_APP},
     )
     text = render(tmp_path)
-    assert "--no-deps --target /opt/project /tmp/project" in text
+    assert "--no-deps --target /opt/project \\\n        /tmp/project/." in text
     assert "--mount=type=bind,source=.,target=/tmp/project,rw" in text
     runtime = text[text.index("AS runtime") :]
     venv, project, app = (runtime.index(f"COPY --from=builder {d}") for d in ("/opt/venv", "/opt/project", "/app"))
@@ -162,7 +162,8 @@ def test_settings_render_apt_env_workers_and_build_args(tmp_path):
 def test_hadolint_passes_on_every_dependency_source(tmp_path):
     hadolint = Path(sys.executable).parent / "hadolint"
     variants = {
-        "uv": {"pyproject.toml": pyproject(build_system=True), "uv.lock": "v\n", "src/demo/app.py": LITESTAR_APP},
+        "uv": {"pyproject.toml": pyproject(build_system=True), "uv.lock": "version = 1\n"}
+        | {"src/demo/app.py": LITESTAR_APP},
         "req": {"requirements.txt": "starlette\n", "main.py": LITESTAR_APP},
         "apt": {"pyproject.toml": pyproject(tool='apt-packages = ["libpq5"]\nbuild-args = { A = "1" }')}
         | {"main.py": LITESTAR_APP},
@@ -289,7 +290,7 @@ def test_settings_and_origins(tmp_path):
     assert rows["app"] == ("main:app", "pyproject")
     assert rows["python"] == ("3.12", "flag")
     assert rows["port"] == (9000, "pyproject")
-    assert rows["health-path"] == ("/health", "default")
+    assert rows["health-path"] == ("none: any answer below 500 at / is healthy", "default")
     assert rows["servers"] == (["uvicorn", "granian"], "pyproject")
     assert rows["name"] == ("demo", "pyproject ([project] name)")
     assert rows["dependencies"][1] == "detected"

@@ -18,6 +18,7 @@ BASES = {"official": OFFICIAL, "offline": OFFLINE}
 
 
 def render(server="granian", base=OFFLINE, **config_overrides):
+    config_overrides.setdefault("demo", "context" not in config_overrides)
     plan = make_plan(
         load_config(**config_overrides), SERVERS[server], base, Path("/cache/imgtool/assets/0123456789abcdef")
     )

@@ -16,6 +16,18 @@ def test_every_spec_is_complete(spec):
     unclaimed = (set(PROTOCOLS) | set(BEHAVIOURS)) - spec.claims
     assert unclaimed <= set(spec.limitations), f"{spec.name} lacks a reason for {unclaimed - set(spec.limitations)}"
     assert not set(spec.limitations) & spec.claims
+    assert spec.without_lifespan.startswith("serves it"), "measured with a Django app: none may refuse it"
+
+
+def test_no_server_forces_lifespan_on_an_app_that_refuses_it():
+    """uvicorn's `--lifespan on` stopped a Django app at start (exit 3); auto serves it, and still stops on
+    an app whose startup fails. The others have no such switch (hypercorn, granian asgi and gunicorn's
+    worker continue without lifespan; daphne never sends it)."""
+    for spec in SERVERS.values():
+        argv = spec.argv("m:a")
+        if "--lifespan" in argv:
+            assert argv[argv.index("--lifespan") + 1] == "auto", spec.name
+    assert "--lifespan" in SERVERS["uvicorn"].argv("m:a")
 
 
 @pytest.mark.parametrize("spec", SERVERS.values(), ids=list(SERVERS))

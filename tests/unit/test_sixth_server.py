@@ -101,6 +101,7 @@ def test_init_names_it_among_the_choices(sixth):
 class _Image:
     def __init__(self, labels):
         self.labels = labels
+        self.attrs = {"Config": {"Entrypoint": ["/opt/venv/bin/python", "/opt/imgtool/launch.py"]}}
 
 
 class _Images:

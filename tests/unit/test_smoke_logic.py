@@ -77,7 +77,13 @@ def test_report_failed_only_on_fail_or_stale():
 def test_json_report_round_trips():
     data = json.loads(json.dumps(render.as_dict(sample_report())))
     assert data["ok"] is False
-    assert data["servers"][0]["results"][1] == {"check": "h2c", "status": "FAIL", "detail": "reset", "seconds": 0.1}
+    assert data["servers"][0]["results"][1] == {
+        "check": "h2c",
+        "status": "FAIL",
+        "detail": "reset",
+        "seconds": 0.1,
+        "short": "",
+    }
 
 
 def test_junit_report_parses(tmp_path):

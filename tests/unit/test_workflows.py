@@ -486,7 +486,8 @@ def test_staged_assets_hold_uv_for_each_platform(tmp_path, capsys):
         header = uv.read_bytes()[:20]
         assert header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") == machine, arch
         assert uv.stat().st_mode & 0o111
-    assert {p.name for p in dest.glob("*.py")} == {p.name for p in (IMAGES_DIR / "assets").glob("*.py")}
+    shipped = {p.name for p in (IMAGES_DIR / "assets").glob("*.py")} | {"lock_export.py"}
+    assert {p.name for p in dest.glob("*.py")} == shipped
 
 
 def test_assets_command_errors_in_one_line(tmp_path, capsys):

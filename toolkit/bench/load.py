@@ -148,14 +148,24 @@ def drive(url: str, protocol: str, generator: Tool, seconds: float, connections:
     return httpx_load(url, seconds, connections, http2=protocol == "h2c")
 
 
-def wait_for_200(url: str, timeout: float = HEALTH_TIMEOUT, alive: Callable[[], str | None] | None = None) -> float:
-    """Poll until GET url answers 200; returns the monotonic time it did. `alive` names a death."""
+def wait_for_200(
+    url: str,
+    timeout: float = HEALTH_TIMEOUT,
+    alive: Callable[[], str | None] | None = None,
+    configured: bool = True,
+) -> float:
+    """Poll until GET url is healthy; returns the monotonic time it was. `alive` names a death.
+
+    `configured`: a health route, which must answer 2xx; else any answer below 500 (the image's rule).
+    """
+    from toolkit.smoke.checks import health_ok
+
     deadline = time.monotonic() + timeout
     checks = 0
     with httpx.Client(timeout=1.0) as client:
         while True:
             try:
-                if client.get(url).status_code == 200:
+                if health_ok(client.get(url).status_code, configured):
                     return time.monotonic()
             except httpx.HTTPError:
                 pass
@@ -165,7 +175,7 @@ def wait_for_200(url: str, timeout: float = HEALTH_TIMEOUT, alive: Callable[[], 
                 if problem:
                     raise BenchFailure(problem)
             if time.monotonic() > deadline:
-                raise BenchFailure(f"{url} did not answer 200 within {timeout:.0f} s")
+                raise BenchFailure(f"{url} was not healthy within {timeout:.0f} s")
             time.sleep(0.01)
 
 

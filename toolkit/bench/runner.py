@@ -26,22 +26,25 @@ class Subject:
     name: str
     ref: str
     port: int = containers.DEFAULT_PORT
-    health_path: str = containers.DEFAULT_HEALTH_PATH
+    # None: no health route; any answer below 500 at / counts.
+    health_path: str | None = None
     h2c: bool = False
     command: tuple[str, ...] | None = None
     environment: dict[str, str] = field(default_factory=dict)
 
 
-def subject_for(client: docker.DockerClient, ref: str) -> Subject:
-    """What imgtool's labels say about an image (server, port, health path, h2c claim)."""
+def subject_for(client: docker.DockerClient, ref: str, health_path: str | None = None) -> Subject:
+    """What imgtool's labels say about an image (server, port, health path, h2c claim); `health_path`
+    overrides the label, for the image's own HEALTHCHECK too (HEALTH_PATH)."""
     labels = containers.image_labels(client, ref)
     spec = labels.spec
     return Subject(
         name=labels.name,
         ref=ref,
         port=labels.port,
-        health_path=labels.health_path,
+        health_path=health_path or labels.health_path,
         h2c=spec is not None and "h2c" in spec.claims,
+        environment={"HEALTH_PATH": health_path} if health_path else {},
     )
 
 
@@ -81,7 +84,8 @@ class Bench(containers.Run):
                     return f"container exited with code {container.attrs['State']['ExitCode']}: {last}"
                 return None
 
-            ready = wait_for_200(base_url + subject.health_path, alive=alive)
+            path = subject.health_path or "/"
+            ready = wait_for_200(base_url + path, alive=alive, configured=subject.health_path is not None)
             yield container, base_url, ready - began
 
     def time_to_healthy(self, subject: Subject, **options) -> float:

@@ -21,10 +21,16 @@ class CheckFailure(Exception):
     """The check ran and the server did not do what was expected; str() says what happened."""
 
 
+def health_ok(status: int, configured: bool) -> bool:
+    """A configured health route must answer 2xx; without one, any answer below 500 at / is healthy."""
+    return 200 <= status < 300 if configured else status < 500
+
+
 @dataclass
 class Target:
     port: int
-    health_path: str = "/health"
+    # None: the image has no health route configured (GET / must answer below 500).
+    health_path: str | None = "/health"
     reference_routes: bool = True
     tls_context: ssl.SSLContext | None = None
     host: str = "127.0.0.1"
@@ -33,6 +39,14 @@ class Target:
     @property
     def scheme(self) -> str:
         return "https" if self.tls_context else "http"
+
+    @property
+    def probe_path(self) -> str:
+        return self.health_path or "/"
+
+    @property
+    def health_rule(self) -> str:
+        return "200" if self.health_path else "an answer below 500"
 
     def url(self, path: str) -> str:
         return f"{self.scheme}://{self.host}:{self.port}{path}"
@@ -61,10 +75,22 @@ def _local_port(response: httpx.Response) -> int | None:
     return address[1] if address else None
 
 
+def _health(client: httpx.Client, target: Target) -> httpx.Response:
+    """GET the health route (or /), held to the health rule: 2xx when configured, else below 500."""
+    path = target.probe_path
+    try:
+        response = client.get(target.url(path))
+    except httpx.HTTPError as exc:
+        raise CheckFailure(f"GET {path}: {type(exc).__name__}: {exc or 'no detail'}") from None
+    ok = health_ok(response.status_code, target.health_path is not None)
+    _expect(ok, f"GET {path} answered {response.status_code}, expected {target.health_rule}")
+    return response
+
+
 def probe_health(target: Target) -> bool:
     try:
         with target.client() as client:
-            return client.get(target.url(target.health_path)).status_code == 200
+            return health_ok(client.get(target.url(target.probe_path)).status_code, target.health_path is not None)
     except httpx.HTTPError:
         return False
 
@@ -72,13 +98,13 @@ def probe_health(target: Target) -> bool:
 def http1(target: Target) -> str:
     """HTTP/1.1: health and index answer, one connection is kept alive, /stream arrives in chunks."""
     with target.client() as client:
-        responses = [_get(client, target, target.health_path) for _ in range(3)]
+        responses = [_health(client, target) for _ in range(3)]
         for response in responses:
             _expect(response.http_version == "HTTP/1.1", f"answered over {response.http_version}, not HTTP/1.1")
         ports = {_local_port(response) for response in responses}
         _expect(len(ports) == 1, f"keep-alive not honoured: {len(ports)} connections for 3 requests")
         if not target.reference_routes:
-            return "health over HTTP/1.1, keep-alive reused"
+            return f"GET {target.probe_path} {responses[-1].status_code} over HTTP/1.1, keep-alive reused"
         _get(client, target, "/")
         info = _get(client, target, "/info").json()
         target.facts["info"] = info
@@ -98,11 +124,10 @@ def http1(target: Target) -> str:
 
 def _http2(target: Target) -> str:
     with target.client(http1=False, http2=True) as client:
-        path = "/info" if target.reference_routes else target.health_path
-        response = _get(client, target, path)
+        response = _get(client, target, "/info") if target.reference_routes else _health(client, target)
         _expect(response.http_version == "HTTP/2", f"negotiated {response.http_version}, not HTTP/2")
         if not target.reference_routes:
-            return f"{path} over HTTP/2"
+            return f"GET {target.probe_path} {response.status_code} over HTTP/2"
         info = response.json()
         _expect(info.get("http_version") == "2", f"app saw http_version {info.get('http_version')!r}, not 2")
         _expect(info.get("scheme") == target.scheme, f"app saw scheme {info.get('scheme')!r}")
@@ -192,7 +217,7 @@ def new_connection_after_signal(target: Target) -> str:
     """After SIGTERM a new request must be refused (or served), never left hanging."""
     try:
         with httpx.Client(timeout=httpx.Timeout(3.0), verify=False) as client:
-            response = client.get(target.url(target.health_path))
+            response = client.get(target.url(target.probe_path))
     except httpx.TimeoutException:
         raise CheckFailure("a new connection after SIGTERM hung instead of being refused") from None
     except httpx.TransportError:

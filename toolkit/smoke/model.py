@@ -26,6 +26,8 @@ class CheckResult:
     status: Status
     detail: str = ""
     seconds: float = 0.0
+    # Shown beside the status in the table (failures show their detail instead).
+    short: str = ""
 
     @property
     def failed(self) -> bool:

@@ -33,6 +33,8 @@ def table(report: Report) -> Table:
             text = result.status.value
             if result.failed:
                 text += f" ({_short(result.detail)})"
+            elif result.short:
+                text += f" ({result.short})"
             cells.append(f"[{_STYLE[result.status]}]{_escape(text)}[/]")
         grid.add_row(check, *cells)
     grid.add_row("time", *(f"{server.seconds:.1f} s" for server in report.servers))

@@ -7,6 +7,7 @@ labelled `imgtool.test=<run id>`, so a run removes exactly what it started, also
 from __future__ import annotations
 
 import contextlib
+import json
 import ssl
 import tempfile
 import time
@@ -29,8 +30,11 @@ from toolkit.smoke import checks
 from toolkit.smoke.checks import CheckFailure, Target
 from toolkit.smoke.model import CHECKS, CheckResult, ServerReport, Status
 
-# Checks that use the reference app's routes (/ws, /info, /slow) beyond the health path.
-REFERENCE_ONLY = {"ws": "/ws", "lifespan": "/info", "graceful": "/slow"}
+# Checks that use the reference app's routes (/ws, /info, /slow) beyond the health path. lifespan is
+# different: on any other app it is probed in the image itself (lifespan_probe.py).
+REFERENCE_ONLY = {"ws": "/ws", "graceful": "/slow"}
+LIFESPAN_PROBE = (Path(__file__).parent / "lifespan_probe.py").read_text()
+NO_LIFESPAN = "the app does not support lifespan"
 LIFESPAN_SHUTDOWN_MARK = "lifespan shutdown complete"
 CERT_DIR = "/certs"
 DEFAULT_CLEAN_EXIT_CODES = frozenset({0, 143})
@@ -44,13 +48,16 @@ class ImageUnderTest:
     ref: str
     name: str
     port: int
-    health_path: str
+    # None: no health route configured; GET / must answer below 500.
+    health_path: str | None
     reference_routes: bool
     spec: ServerSpec | None
     app: str | None
     claimed: frozenset[str]
     limitations: dict[str, str] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
+    # The image's Python (its entrypoint's interpreter), for probes run inside it.
+    python: str = "python3"
 
 
 def describe_image(
@@ -70,6 +77,11 @@ def describe_image(
         claimed = frozenset(always | spec.claims)
     else:
         claimed = frozenset(always | {"http1"})
+    environment = dict(environment or {})
+    if health_path:
+        # The image's own HEALTHCHECK reads HEALTH_PATH at run time: the flag changes what Docker asks too.
+        environment["HEALTH_PATH"] = health_path
+    entrypoint = (client.images.get(ref).attrs.get("Config") or {}).get("Entrypoint") or []
     return ImageUnderTest(
         ref=ref,
         name=labels.name,
@@ -80,7 +92,8 @@ def describe_image(
         app=labels.app,
         claimed=claimed,
         limitations=dict(spec.limitations) if spec else {},
-        environment=dict(environment or {}),
+        environment=environment,
+        python=entrypoint[0] if entrypoint and entrypoint[0].endswith(("/python", "/python3")) else "python3",
     )
 
 
@@ -104,6 +117,8 @@ def plan_checks(image: ImageUnderTest, selected: set[str]) -> dict[str, str | No
             decisions[check] = f"needs the reference app's {REFERENCE_ONLY[check]} route"
         elif check == "h2-tls" and (image.spec is None or image.app is None):
             decisions[check] = "needs an imgtool-built image (TLS flags come from the server registry)"
+        elif check == "lifespan" and not image.reference_routes and image.app is None:
+            decisions[check] = "needs the reference app's /info route, or an imgtool-built image to probe the app"
         else:
             decisions[check] = None
     return decisions
@@ -153,15 +168,18 @@ class Runner(containers.Run):
                 return False, "the image has no HEALTHCHECK"
             health = health_state.get("Status", "none")
             if health == "healthy" and checks.probe_health(target):
-                return True, f"healthy after {time.monotonic() - started:.1f}s, GET {target.health_path} 200"
+                elapsed = time.monotonic() - started
+                return True, f"healthy after {elapsed:.1f}s, GET {target.probe_path}: {target.health_rule}"
             if health == "unhealthy":
                 last = (health_state.get("Log") or [{}])[-1].get("Output", "").strip()
                 return False, f"Docker health status unhealthy: {last[:200]}"
             time.sleep(0.1)
-        probe = "200" if checks.probe_health(target) else "no 200"
+        probe = target.health_rule if checks.probe_health(target) else f"not {target.health_rule}"
+        last = ((container.attrs["State"].get("Health") or {}).get("Log") or [{}])[-1].get("Output", "").strip()
+        said = f", its last check said: {last[:160]}" if last else ""
         return (
             False,
-            f"not healthy within {self.timeout:.0f}s (Docker health: {health}, GET {target.health_path}: {probe})",
+            f"not healthy within {self.timeout:.0f}s (Docker health: {health}{said}; GET {target.probe_path}: {probe})",
         )
 
     def run(
@@ -188,11 +206,18 @@ class Runner(containers.Run):
             self._tls_container(image, attempt)
         if plan["readonly"] is None and outcomes.get("health", (False,))[0]:
             self._readonly_container(image, attempt)
+        # Decided by the app, not by the server: reported as is, whatever the server claims.
+        settled: dict[str, CheckResult] = {}
+        if plan["lifespan"] is None and not image.reference_routes and outcomes.get("health", (False,))[0]:
+            progress("lifespan")
+            settled["lifespan"] = self._probe_lifespan(image)
 
         healthy = outcomes.get("health", (False,))[0]
         for check in CHECKS:
             skip_reason = plan[check]
-            if check in outcomes:
+            if check in settled:
+                report.results.append(settled[check])
+            elif check in outcomes:
                 passed, detail, seconds = outcomes[check]
                 report.results.append(
                     decide(check, check in image.claimed, passed, detail, image.limitations.get(check), seconds)
@@ -226,7 +251,8 @@ class Runner(containers.Run):
             if not attempt("health", health):
                 return
             startup_error = None
-            if plan["lifespan"] is None:
+            reference_lifespan = plan["lifespan"] is None and image.reference_routes
+            if reference_lifespan:
                 try:
                     checks.lifespan_startup(target)
                 except CheckFailure as exc:
@@ -241,8 +267,56 @@ class Runner(containers.Run):
             else:
                 with contextlib.suppress(requests.exceptions.RequestException):
                     container.stop(timeout=int(self.stop_timeout))
-            if plan["lifespan"] is None:
+            if reference_lifespan:
                 attempt("lifespan", lambda: _lifespan(container, startup_error))
+
+    def _probe_lifespan(self, image: ImageUnderTest) -> CheckResult:
+        """Drive one lifespan cycle against the app in a short container of the image (lifespan_probe.py).
+
+        An app that refuses lifespan (Django, Channels) is `n/a`, whatever the server claims: the main
+        container's health already showed that the server served it without. An app that speaks lifespan
+        is `skip` here: seeing that the server ran it needs the reference app's /info route.
+        """
+        began = time.monotonic()
+        assert image.app is not None
+        container = self.client.containers.run(
+            image.ref,
+            entrypoint=[image.python, "-c", LIFESPAN_PROBE, image.app],
+            command=[],
+            detach=True,
+            name=f"imgtool-test-{self.run_id}-{image.name.replace('/', '-').replace(':', '-')}-lifespan",
+            labels=containers.run_labels(self.run_id, containers.Role.LIFESPAN),
+            environment=image.environment,
+            network_disabled=True,
+        )
+        try:
+            try:
+                container.wait(timeout=60)
+            except requests.exceptions.RequestException:
+                return CheckResult("lifespan", Status.SKIP, "the lifespan probe did not finish within 60 s")
+            output = container.logs(stdout=True, stderr=False).decode(errors="replace").strip().splitlines()
+        finally:
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True, v=True)
+        seconds = time.monotonic() - began
+        try:
+            found = json.loads(output[-1])
+            outcome, detail = found["outcome"], found["detail"]
+        except (IndexError, ValueError, KeyError, TypeError):
+            why = f"the lifespan probe printed no verdict: {output[-3:]}"
+            return CheckResult("lifespan", Status.SKIP, why, seconds)
+        if outcome == "unsupported":
+            return CheckResult(
+                "lifespan",
+                Status.NA,
+                f"{NO_LIFESPAN} (it raised {detail} on the lifespan scope); the server served it without",
+                seconds,
+                short=NO_LIFESPAN,
+            )
+        if outcome == "supported":
+            why = "the app runs lifespan startup and shutdown; that the server ran them needs the reference app's /info"
+            return CheckResult("lifespan", Status.SKIP, why, seconds)
+        return CheckResult("lifespan", Status.SKIP, f"lifespan probe: {outcome}: {detail}", seconds)
 
     def _graceful(self, container, target: Target, image: ImageUnderTest) -> str:
         inflight = checks.InFlight(target)
