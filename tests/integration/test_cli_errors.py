@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -16,8 +17,15 @@ from tests.conftest import ROOT, run_cli
 from tests.integration.conftest import copy_reference_app, leftover_test_containers, single_line_error
 
 
-def temp_leftovers() -> set[str]:
-    return set(glob.glob(os.path.join(tempfile.gettempdir(), "imgtool-*")))
+def temp_leftovers(root: Path | None = None) -> set[str]:
+    return set(glob.glob(os.path.join(root or tempfile.gettempdir(), "imgtool-*")))
+
+
+def private_tmp(tmp_path: Path) -> dict[str, str]:
+    """A TMPDIR of the test's own: what imgtool leaves there is its own, whatever else runs beside it."""
+    directory = tmp_path / "tmpdir"
+    directory.mkdir()
+    return {"TMPDIR": str(directory)}
 
 
 CASES = {
@@ -51,9 +59,9 @@ CASES = {
     "invalid config value": (["build", "--context", "BAD_CONFIG"], {}, "is not a TCP port"),
     "unknown config key": (["build", "--context", "UNKNOWN_KEY"], {}, "unknown [tool.imgtool] key(s) 'colour' in"),
     "app not importable": (["build", "--context", "NOT_IMPORTABLE", "--json"], {}, "cannot be imported in the image"),
-    "push to no registry": (["build", "--push"], {}, "--push needs a tag naming a registry"),
+    "push to no registry": (["build", "--demo", "--push"], {}, "--push needs a tag naming a registry"),
     "unknown builder": (["build", "--builder", "imgtool-test-no-such-builder"], {}, "--builder imgtool-test-no-such"),
-    "build network": (["build", "--network", "bridge"], {}, "choose default, host or none"),
+    "build network": (["build", "--network", "bridge"], {}, "'--network': 'bridge' is not default, host or none"),
     "swarm with build": (["compose", "--swarm", "--build"], {}, "--swarm runs images from a registry"),
     "swarm replicas": (["compose", "--replicas", "0"], {}, "--replicas 0 is not a replica count"),
     "kube version": (["kube", "--kube-version", "1"], {}, "is not a Kubernetes minor version"),
@@ -90,31 +98,32 @@ def test_bad_input(docker_client, case, tmp_path):
     args, env, message = CASES[case]
     args = [prepare(tmp_path, arg) if arg in CONTEXT_TOKENS else arg for arg in args]
     env = {key: str(tmp_path) if value == "EMPTY" else value for key, value in env.items()}
-    before = temp_leftovers()
-    result = run_cli(*args, env=env, timeout=120)
+    tmp = private_tmp(tmp_path)
+    result = run_cli(*args, env={**env, **tmp}, timeout=120)
     assert result.returncode == 2, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
     line = single_line_error(result.stderr)
     assert message in line
     assert ": " in line.split("error:", 1)[-1], "the message must name the fix after the problem"
-    assert temp_leftovers() <= before
+    assert temp_leftovers(Path(tmp["TMPDIR"])) == set()
     assert leftover_test_containers(docker_client) == []
 
 
-def test_ctrl_c_during_build_leaves_nothing_behind(docker_client, reference_images):
-    before = temp_leftovers()
+def test_ctrl_c_during_build_leaves_nothing_behind(docker_client, reference_images, tmp_path):
+    tmp = private_tmp(tmp_path)
     process = subprocess.Popen(
         [sys.executable, "-m", "toolkit", "build", "--demo", "--server", "daphne", "--no-cache", "--json"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, **tmp},
     )
     time.sleep(3)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
-    assert temp_leftovers() <= before
+    assert temp_leftovers(Path(tmp["TMPDIR"])) == set()
 
 
 @pytest.mark.parametrize("command", [["build", "--server", "granian"], ["test"], ["compose"], ["config"], ["bench"]])
