@@ -47,6 +47,14 @@ ContextOpt = Annotated[
 BaseOpt = Annotated[str | None, typer.Option("--base", help="Base image (default: python:<python>-slim).")]
 PythonOpt = Annotated[str | None, typer.Option("--python", help="Python version X.Y of the default base.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout, nothing else.")]
+RuntimeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--runtime",
+        help="Runtime stage: distroless (Python and the libraries the app links, from Debian packages, no shell) "
+        "or debian (the base image, with a shell and apt). Default: \\[tool.imgtool] runtime, else distroless.",
+    ),
+]
 
 
 def _print_json(data: object) -> None:
@@ -98,7 +106,7 @@ def servers(as_json: JsonOpt = False) -> None:
     out.print(table)
 
 
-def _plans(server_names, all_servers, app_ref, context, base, python, tag=None, frozen=False):
+def _plans(server_names, all_servers, app_ref, context, base, python, tag=None, frozen=False, runtime=None):
     """Config, Docker client and one BuildPlan per selected server (on imgtool.lock's bases when it has them)."""
     from toolkit import assets as helper_files
     from toolkit import engine
@@ -107,7 +115,7 @@ def _plans(server_names, all_servers, app_ref, context, base, python, tag=None, 
     from toolkit.plan import make_plan
     from toolkit.servers import select_servers
 
-    config = load_config(context=context, app=app_ref, python=python, base=base)
+    config = load_config(context=context, app=app_ref, python=python, base=base, runtime=runtime)
     specs = select_servers(server_names, all_servers, config.servers)
     client = engine.connect()
     bases = resolve_bases(client, config, [spec.name for spec in specs], base, frozen, _notice)
@@ -117,6 +125,8 @@ def _plans(server_names, all_servers, app_ref, context, base, python, tag=None, 
     if config.origins["app"].startswith("detected"):
         err.print(f"app: {config.app}, {config.origins['app']}", highlight=False, markup=False)
     err.print(f"dependencies: {config.deps.summary}", highlight=False, markup=False)
+    if any(plan.runtime != config.runtime for plan in plans):
+        _notice(f"the per-server bases from imgtool.lock are the runtime (debian), not {config.runtime}")
     return client, plans
 
 
@@ -127,6 +137,7 @@ def render(
     context: ContextOpt = None,
     base: BaseOpt = None,
     python: PythonOpt = None,
+    runtime: RuntimeOpt = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")] = None,
 ) -> None:
     """Print the Dockerfile that `imgtool build` would use; its header names the buildx command that builds it."""
@@ -135,7 +146,7 @@ def render(
 
     if output is not None and not output.parent.is_dir():
         raise UsageError(f"cannot write {output}: directory {output.parent} does not exist")
-    _, plans = _plans([server], False, app_ref, context, base, python)
+    _, plans = _plans([server], False, app_ref, context, base, python, runtime=runtime)
     text = render_dockerfile(plans[0], str(output.resolve()) if output else "Dockerfile", engine.resolve_ca_cert(None))
     if output is None:
         sys.stdout.write(text)
@@ -163,6 +174,7 @@ def build(
     frozen: Annotated[
         bool, typer.Option("--frozen", help="Build only on the bases in imgtool.lock; fail if it is missing or stale.")
     ] = False,
+    runtime: RuntimeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build a multi-stage image of the app for each server (default: the bundled app on granian)."""
@@ -175,7 +187,7 @@ def build(
 
         validate_tag(tag.replace("{server}", "server"))
     engine.require_buildx()
-    client, plans = _plans(server, all_servers, app_ref, context, base, python, tag, frozen)
+    client, plans = _plans(server, all_servers, app_ref, context, base, python, tag, frozen, runtime)
     results = []
     for plan in plans:
         if plan.server.deprecation:

@@ -41,10 +41,16 @@ _KNOWN_KEYS = {
     "env",
     "build-args",
     "exclude",
+    "runtime",
 }
 # "reference": the app serves the bundled app's routes (/info, /ws, /stream, /slow), so the
 # smoke suite can check every protocol; "generic": only the health path is known.
 ROUTE_PROFILES = ("generic", "reference")
+# The runtime stage: "distroless" is Python, its standard library and the C libraries the app's wheels
+# link, from Debian packages, on an empty image (no shell, apt, dpkg or perl); "debian" is the base image
+# itself (a shell, apt: for apps that run shell commands or need packages' maintainer scripts).
+RUNTIMES = ("distroless", "debian")
+DEFAULT_RUNTIME = "distroless"
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ class Config:
     # and pygments, which only its test factories and CLI use; the build's import check and the
     # smoke suite prove the app runs without them.
     exclude: tuple[str, ...] = ()
+    runtime: str = DEFAULT_RUNTIME
     env: dict[str, str] = field(default_factory=dict)
     build_args: dict[str, str] = field(default_factory=dict)
     # The context has a src/ directory (its packages are importable from there).
@@ -188,6 +195,7 @@ def load_config(
     base: str | None = None,
     health_path: str | None = None,
     port: int | None = None,
+    runtime: str | None = None,
 ) -> Config:
     context = (context or BUNDLED_APP_CONTEXT).expanduser()
     if not context.is_dir():
@@ -197,7 +205,7 @@ def load_config(
     pyproject = _read_pyproject(context)
     settings = _tool_settings(pyproject, pyproject_path)
 
-    flags = {"app": app, "python": python, "base": base, "health-path": health_path, "port": port}
+    flags = {"app": app, "python": python, "base": base, "health-path": health_path, "port": port, "runtime": runtime}
     origins = {
         key: "flag" if flags.get(key) is not None else "pyproject" if key in settings else "default"
         for key in sorted(_KNOWN_KEYS - {"server"})
@@ -231,6 +239,10 @@ def load_config(
     if routes not in ROUTE_PROFILES:
         raise UsageError(f"[tool.imgtool] routes = {routes!r} is not one of {', '.join(ROUTE_PROFILES)}")
 
+    runtime = runtime or settings.get("runtime", DEFAULT_RUNTIME)
+    if runtime not in RUNTIMES:
+        raise UsageError(f'runtime {runtime!r} is not one of {", ".join(RUNTIMES)}: e.g. runtime = "debian"')
+
     deps = dependency_source(context, pyproject)
     origins["dependencies"] = f"detected ({deps.summary})"
     project = pyproject.get("project", {})
@@ -251,6 +263,7 @@ def load_config(
         workers=_workers(settings),
         apt_packages=_apt_packages(settings),
         exclude=_exclude(settings),
+        runtime=runtime,
         env=_string_table(settings, "env", _RESERVED_ENV),
         build_args=_string_table(settings, "build-args"),
         src_layout=(context / "src").is_dir(),
@@ -271,6 +284,7 @@ def describe_config(config: Config, servers: tuple[str, ...], servers_origin: st
         "workers": config.workers if config.workers is not None else "one per CPU (server default)",
         "apt-packages": list(config.apt_packages),
         "exclude": list(config.exclude),
+        "runtime": config.runtime,
         "env": config.env,
         "build-args": config.build_args,
         "routes": config.routes,

@@ -179,6 +179,9 @@ def build_image(
                 f"{plan.config.app} cannot be imported in the image ({import_error}): "
                 "fix the app or add the missing dependency"
             )
+        runtime_error = _marked_line(output_lines, "imgtool-runtime: ")
+        if runtime_error:
+            raise UsageError(f"the {plan.runtime} runtime for {plan.tag} cannot be assembled: {runtime_error}")
         raise BuildFailed(f"building {plan.tag} failed: {_build_error(output_lines)}")
     image = client.images.get(image_id)
     return BuildResult(plan.server.name, plan.tag, image_id, image.attrs["Size"], seconds)
@@ -204,7 +207,11 @@ def build_server_base(
 
 
 def _import_check_error(lines: list[str]) -> str | None:
-    marker = "imgtool-import-check: "
+    return _marked_line(lines, "imgtool-import-check: ")
+
+
+def _marked_line(lines: list[str], marker: str) -> str | None:
+    """The last line a build-time helper printed after `marker` (BuildKit repeats a failed step's output)."""
     found = [line.split(marker, 1)[1].strip() for line in lines if marker in line]
     return found[-1] if found else None
 

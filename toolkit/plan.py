@@ -64,6 +64,8 @@ class BuildPlan:
     assets_dir: str = ASSETS_DIR
     project_dir: str = PROJECT_DIR
     uid: int = USER_UID
+    # "distroless" or "debian" (config.RUNTIMES); a per-server base is always its own (debian) runtime.
+    runtime: str = "debian"
 
     @property
     def deps(self) -> DependencySource:
@@ -77,6 +79,18 @@ class BuildPlan:
         if self.config.src_layout:
             return f"{self.app_dir}:{self.app_dir}/src"
         return self.app_dir
+
+
+def resolve_runtime(config: Config, base: BaseImage) -> str:
+    """The runtime stage for this base: a per-server base (imgtool.lock) is the runtime itself."""
+    if not base.server_base:
+        return config.runtime
+    if config.runtime != "debian" and config.origins.get("runtime", "default") != "default":
+        raise UsageError(
+            f"runtime = {config.runtime!r} cannot be used with the per-server base {base.name} from imgtool.lock "
+            "(the base is the runtime, shared by every app on it): use --runtime debian, or --base IMAGE"
+        )
+    return "debian"
 
 
 def default_tag(config: Config, server: ServerSpec) -> str:
@@ -110,6 +124,7 @@ def make_plan(
         "imgtool.port": str(config.port),
         "imgtool.health-path": config.health_path,
         "imgtool.routes": config.routes,
+        "imgtool.runtime": resolve_runtime(config, base),
     }
     if base.digest:
         labels["org.opencontainers.image.base.digest"] = base.digest
@@ -134,6 +149,7 @@ def make_plan(
         command=tuple(server.argv(config.app)),
         env=env,
         labels=labels,
+        runtime=labels["imgtool.runtime"],
     )
 
 

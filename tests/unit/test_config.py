@@ -80,3 +80,21 @@ def test_invalid_tags(tag):
 def test_valid_tags():
     for tag in ("myapp", "myapp:granian", "localhost:5000/team/app:v1.2"):
         assert validate_tag(tag) == tag
+
+
+def test_runtime_is_distroless_unless_pyproject_or_the_flag_says_debian(tmp_path):
+    from toolkit.plan import BaseImage, resolve_runtime
+
+    write_project(tmp_path, 'app = "main:app"')
+    assert (load_config(tmp_path).runtime, load_config(tmp_path).origins["runtime"]) == ("distroless", "default")
+    write_project(tmp_path, 'app = "main:app"\nruntime = "debian"')
+    assert (load_config(tmp_path).runtime, load_config(tmp_path).origins["runtime"]) == ("debian", "pyproject")
+    flagged = load_config(tmp_path, runtime="distroless")
+    assert (flagged.runtime, flagged.origins["runtime"]) == ("distroless", "flag")
+    with pytest.raises(UsageError, match="runtime 'alpine' is not one of distroless, debian"):
+        load_config(tmp_path, runtime="alpine")
+    # A per-server base from imgtool.lock is the runtime itself: asking for distroless on it is an error.
+    locked = BaseImage("localhost:5000/imgtool-base:granian-py3.11", "sha256:" + "b" * 64, server_base=True)
+    assert resolve_runtime(load_config(tmp_path), locked) == "debian"
+    with pytest.raises(UsageError, match="per-server base"):
+        resolve_runtime(flagged, locked)

