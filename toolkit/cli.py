@@ -195,8 +195,7 @@ def build(
         if not as_json:
             err.print(f"[bold]building[/] {plan.tag} on {plan.base.ref}", highlight=False)
         dockerfile = render_dockerfile(plan, "-", ca)
-        result = engine.build_image(client, plan, dockerfile, ca, no_cache, show_progress=not as_json)
-        results.append(result)
+        results.append(_build_checked(client, plan, dockerfile, ca, no_cache, show_progress=not as_json))
     if as_json:
         _print_json([asdict(result) for result in results])
         return
@@ -212,6 +211,30 @@ def build(
             f"{result.seconds:.1f} s",
         )
     out.print(table)
+
+
+def _build_checked(client, plan, dockerfile, ca, no_cache, show_progress):
+    """Build one image; its import check imports the app's import-time skeleton when a full check left a trace.
+
+    A skeleton that no longer fits (the import ran a stubbed body) costs one more build, with the app itself;
+    a build with the app itself leaves the trace for the next one (toolkit.importkey).
+    """
+    from toolkit import engine, importkey
+
+    context, app_ref = plan.config.context, plan.config.app
+    key = importkey.prepare(context, app_ref, plan.app_dir)
+    try:
+        result = engine.build_image(client, plan, dockerfile, ca, no_cache, show_progress, import_key=key)
+    except engine.ImportKeyStale as exc:
+        _notice(f"{exc}: checking the app itself")
+        importkey.forget(context, app_ref)
+        key = None
+        result = engine.build_image(client, plan, dockerfile, ca, no_cache, show_progress)
+    if key is None:
+        report = engine.read_image_json(client, result.image_id, f"{plan.assets_dir}/{importkey.REPORT_NAME}")
+        if report is not None:
+            importkey.remember(context, app_ref, report)
+    return result
 
 
 @app.command(

@@ -125,12 +125,24 @@ def _buildx(
     ca_cert: Path | None,
     no_cache: bool,
     show_progress: bool,
+    contexts: dict[str, Path] | None = None,
 ) -> tuple[int, str, float, list[str]]:
-    """Run `docker buildx build`: (exit code, image id, seconds, output lines kept for the error message)."""
+    """Run `docker buildx build`: (exit code, image id, seconds, output lines kept for the error message).
+
+    `contexts`: more named build contexts (a name that is also a stage replaces the stage).
+    """
     with tempfile.TemporaryDirectory(prefix="imgtool-build-") as scratch:
         iidfile = Path(scratch) / "iid"
         progress = "tty" if show_progress and sys.stderr.isatty() else "plain"
-        extra = ("--load", f"--progress={progress}", "--iidfile", str(iidfile), *(("--no-cache",) if no_cache else ()))
+        named = tuple(arg for name, path in (contexts or {}).items() for arg in ("--build-context", f"{name}={path}"))
+        extra = (
+            *named,
+            "--load",
+            f"--progress={progress}",
+            "--iidfile",
+            str(iidfile),
+            *(("--no-cache",) if no_cache else ()),
+        )
         command = buildx_argv(tag, context, assets_context, "-", ca_cert, extra)
         started = time.monotonic()
         output_lines: list[str] = []
@@ -160,6 +172,10 @@ def _buildx(
     return process.returncode, image_id, seconds, output_lines
 
 
+class ImportKeyStale(BuildFailed):
+    """The import check ran a stubbed function: the import-time skeleton no longer fits; build with the app itself."""
+
+
 def build_image(
     client: docker.DockerClient,
     plan: BuildPlan,
@@ -167,12 +183,22 @@ def build_image(
     ca_cert: Path | None,
     no_cache: bool = False,
     show_progress: bool = True,
+    import_key: Path | None = None,
 ) -> BuildResult:
-    """Run `docker buildx build`; progress goes to the terminal or is kept for the error message."""
+    """Run `docker buildx build`; progress goes to the terminal or is kept for the error message.
+
+    `import_key`: the app's import-time skeleton (toolkit.importkey) to replace the `import-key` stage with.
+    """
+    from toolkit.importkey import CONTEXT_NAME, STALE_MARKER
+
+    contexts = {CONTEXT_NAME: import_key} if import_key is not None else None
     returncode, image_id, seconds, output_lines = _buildx(
-        dockerfile, plan.tag, plan.config.context, plan.assets_context, ca_cert, no_cache, show_progress
+        dockerfile, plan.tag, plan.config.context, plan.assets_context, ca_cert, no_cache, show_progress, contexts
     )
     if returncode != 0:
+        stale = _marked_line(output_lines, STALE_MARKER)
+        if stale and import_key is not None:
+            raise ImportKeyStale(stale)
         import_error = _import_check_error(output_lines)
         if import_error:
             raise UsageError(
@@ -204,6 +230,25 @@ def build_server_base(
         raise BuildFailed(f"building {plan.tag} failed: {_build_error(output_lines)}")
     image = client.images.get(image_id)
     return BuildResult(plan.server.name, plan.tag, image_id, image.attrs["Size"], seconds)
+
+
+def read_image_json(client: docker.DockerClient, image_id: str, path: str) -> dict | None:
+    """A small JSON file from an image's filesystem, read from a created (never started) container."""
+    import io
+    import json
+    import tarfile
+
+    container = client.containers.create(image_id)
+    try:
+        stream, _ = container.get_archive(path)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+            member = archive.next()
+            data = archive.extractfile(member) if member is not None else None
+            return json.loads(data.read()) if data is not None else None
+    except (docker.errors.NotFound, ValueError, tarfile.TarError):
+        return None
+    finally:
+        container.remove(force=True)
 
 
 def _import_check_error(lines: list[str]) -> str | None:

@@ -56,8 +56,13 @@ def main(argv: list[str]) -> None:
         print(f"imgtool-import-stale: stubbed function(s) ran at import: {', '.join(stubs)}", flush=True)
         sys.exit(3)
     if report:
+        # Functions only: class bodies and comprehensions run too, but are never stubbed (CO_NEWLOCALS: 0x2).
         executed = sorted(
-            {(os.path.relpath(code.co_filename, root), qualname(code)) for code in ran if code.co_name[0] != "<"}
+            {
+                (os.path.relpath(code.co_filename, root), qualname(code))
+                for code in ran
+                if code.co_name[0] != "<" and code.co_flags & 0x2
+            }
         )
         with open(report, "w") as f:
             # Before Python 3.11 code objects have no qualified name: imgtool then keeps every body.
