@@ -24,6 +24,7 @@ Runs on the base's own python3 with the standard library only.
 from __future__ import annotations
 
 import argparse
+import functools
 import glob
 import importlib.util
 import os
@@ -181,7 +182,13 @@ def debian_names(soname: str) -> list[str]:
 
 def canonical(path: str) -> str:
     """The path with its directories resolved: /lib/x/libc.so.6 -> /usr/lib/x/libc.so.6 on merged /usr."""
-    return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+    directory, name = os.path.split(path)
+    return os.path.join(_realdir(directory), name)
+
+
+@functools.lru_cache(maxsize=None)
+def _realdir(directory: str) -> str:
+    return os.path.realpath(directory)
 
 
 class Dpkg:
