@@ -61,6 +61,11 @@ def _print_json(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+def _tag_prefix() -> str:
+    """IMGTOOL_TAG_PREFIX, put before every default tag: test sessions sharing one engine keep their images apart."""
+    return os.environ.get("IMGTOOL_TAG_PREFIX", "")
+
+
 def _notice(message: str) -> None:
     from rich.markup import escape
 
@@ -120,7 +125,10 @@ def _plans(server_names, all_servers, app_ref, context, base, python, tag=None, 
     client = engine.connect()
     bases = resolve_bases(client, config, [spec.name for spec in specs], base, frozen, _notice)
     assets = helper_files.ensure((engine.daemon_arch(client),))
-    plans = [make_plan(config, spec, bases[spec.name], assets, tag, several=len(specs) > 1) for spec in specs]
+    plans = [
+        make_plan(config, spec, bases[spec.name], assets, tag, several=len(specs) > 1, tag_prefix=_tag_prefix())
+        for spec in specs
+    ]
     # Said once everything is decided, so an error stays the only line.
     if config.origins["app"].startswith("detected"):
         err.print(f"app: {config.app}, {config.origins['app']}", highlight=False, markup=False)
@@ -293,7 +301,9 @@ def test_images(
         refs = list(image)
     else:
         config = load_config(context=context)
-        refs = [default_tag(config, spec) for spec in select_servers(server, all_servers, config.servers)]
+        refs = [
+            default_tag(config, spec, _tag_prefix()) for spec in select_servers(server, all_servers, config.servers)
+        ]
     selected = set(check or CHECKS)
     if protocol:
         selected = (selected - set(PROTOCOLS)) | set(protocol)
@@ -850,7 +860,9 @@ def bench(
         refs = list(image)
     else:
         config = load_config(context=context)
-        refs = [default_tag(config, spec) for spec in select_servers(server, all_servers, config.servers)]
+        refs = [
+            default_tag(config, spec, _tag_prefix()) for spec in select_servers(server, all_servers, config.servers)
+        ]
     client = engine.connect()
     subjects = [b.subject_for(client, ref) for ref in refs]
     cpus = b.load_cpus()

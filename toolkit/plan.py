@@ -93,13 +93,14 @@ def resolve_runtime(config: Config, base: BaseImage) -> str:
     return "debian"
 
 
-def default_tag(config: Config, server: ServerSpec) -> str:
-    return f"imgtool-{config.app_name}:{server.name}"
+def default_tag(config: Config, server: ServerSpec, prefix: str = "") -> str:
+    """`imgtool-<app>:<server>`; `prefix` (IMGTOOL_TAG_PREFIX) keeps sessions sharing one engine apart."""
+    return validate_tag(f"{prefix}imgtool-{config.app_name}:{server.name}")
 
 
-def resolve_tag(config: Config, server: ServerSpec, tag: str | None, several: bool) -> str:
+def resolve_tag(config: Config, server: ServerSpec, tag: str | None, several: bool, prefix: str = "") -> str:
     if tag is None:
-        return default_tag(config, server)
+        return default_tag(config, server, prefix)
     if several and "{server}" not in tag:
         raise UsageError(f"--tag {tag!r} would name every server's image the same: put {{server}} in it")
     return validate_tag(tag.replace("{server}", server.name))
@@ -112,6 +113,7 @@ def make_plan(
     assets_context: Path,
     tag: str | None = None,
     several: bool = False,
+    tag_prefix: str = "",
 ) -> BuildPlan:
     labels = {
         "org.opencontainers.image.title": config.app_name,
@@ -142,7 +144,7 @@ def make_plan(
         config=config,
         base=base,
         assets_context=assets_context,
-        tag=resolve_tag(config, server, tag, several),
+        tag=resolve_tag(config, server, tag, several, tag_prefix),
         # The server's packages, with `[project] dependencies` when those are the source; a server
         # base has the server in its venv already, so only the app's own dependencies remain.
         requirements=(*config.dependencies, *(() if base.server_base else server.packages)),
