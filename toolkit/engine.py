@@ -197,8 +197,10 @@ def build_image(
     )
     if returncode != 0:
         stale = _marked_line(output_lines, STALE_MARKER)
-        if stale and import_key is not None:
-            raise ImportKeyStale(stale)
+        # Progress on a terminal is not captured: a failure on the skeleton is then retried with the app itself,
+        # which reproduces any failure that was not the skeleton's.
+        if import_key is not None and (stale or not output_lines):
+            raise ImportKeyStale(stale or "the build failed on the import-time skeleton")
         import_error = _import_check_error(output_lines)
         if import_error:
             raise UsageError(
