@@ -186,7 +186,7 @@ def canonical(path: str) -> str:
     return os.path.join(_realdir(directory), name)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _realdir(directory: str) -> str:
     return os.path.realpath(directory)
 
@@ -622,9 +622,11 @@ def write_ld_cache(root_dir: str, have: str) -> None:
                         os.symlink(os.readlink(entry.path), dest)
                     else:
                         shutil.copy2(entry.path, dest)
+        # The builder's own search directories, not the runtime's ld.so.conf.d: /usr/local/lib (where a slim
+        # base's libpython lives) comes from libc-bin's libc.conf, a package the runtime does not carry.
         os.makedirs(os.path.join(merged, "etc"), exist_ok=True)
         with open(os.path.join(merged, "etc/ld.so.conf"), "w") as f:
-            f.write("include /etc/ld.so.conf.d/*.conf\n")
+            f.write("".join(f"{d}\n" for d in directories if d != "/etc/ld.so.conf.d"))
         result = subprocess.run([ldconfig, "-X", "-r", merged], capture_output=True, text=True)
         if result.returncode != 0:
             raise Failure(f"ldconfig failed ({result.stderr.strip()[:200]})")
@@ -632,7 +634,7 @@ def write_ld_cache(root_dir: str, have: str) -> None:
         os.makedirs(etc, exist_ok=True)
         shutil.copy2(os.path.join(merged, "etc/ld.so.cache"), os.path.join(etc, "ld.so.cache"))
         with open(os.path.join(etc, "ld.so.conf"), "w") as f:
-            f.write("include /etc/ld.so.conf.d/*.conf\n")
+            f.write("".join(f"{d}\n" for d in directories if d != "/etc/ld.so.conf.d"))
 
 
 def main(argv: list[str]) -> int:
