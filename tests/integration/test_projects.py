@@ -20,7 +20,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect as ws_connect
 
-from tests.conftest import run_cli
+from tests.conftest import TAG_PREFIX, run_cli
 from tests.integration.conftest import running, wait_for_health
 from toolkit import engine
 
@@ -69,6 +69,16 @@ PROJECT_CASES = {
             ("granian",),
             extra=("uvicorn",),
             index='"path":"/"',
+        ),
+        Project(
+            # pyodbc's wheel links the system's libodbc.so.2 (distroless brings Debian's libodbc2 with no
+            # flag); Pillow's vendors its libraries. /image.png and /image.jpeg exercise them.
+            "native-libs",
+            "imgtool-native-libs",
+            "main:app",
+            "dependencies: requirements.txt",
+            ("granian",),
+            index="native-libs sample: odbc drivers []",
         ),
         Project(
             "factory",
@@ -138,7 +148,7 @@ def test_project_builds_with_no_flags_and_passes_the_smoke_suite(docker_client, 
     shutil.copytree(PROJECTS / name, context, ignore=shutil.ignore_patterns("__pycache__"))
     if name == "litestar-uv":
         lock_with_uv(docker_client, context)
-    tags = [f"{project.image}:{server}" for server in (*project.built, *project.extra)]
+    tags = [f"{TAG_PREFIX}{project.image}:{server}" for server in (*project.built, *project.extra)]
     built_tags.update(tags)
 
     build = run_cli("build", "--context", str(context))
