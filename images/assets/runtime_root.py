@@ -390,7 +390,9 @@ def interpreter_paths() -> tuple[str, str, list[str]]:
     exe = os.path.realpath(sys.executable)
     stdlib = sysconfig.get_path("stdlib")
     dynload = os.path.join(stdlib, "lib-dynload")
-    return exe, stdlib, sorted(glob.glob(os.path.join(dynload, "*.so")))
+    # _tkinter (Debian's python3-tk) would bring Tk and X11: a server never draws.
+    extensions = glob.glob(os.path.join(dynload, "*.so"))
+    return exe, stdlib, sorted(p for p in extensions if not os.path.basename(p).startswith(STDLIB_SKIPPED_PREFIXES))
 
 
 def copy_stdlib_tree(root: Root, stdlib: str) -> list[str]:
