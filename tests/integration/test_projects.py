@@ -22,7 +22,7 @@ from websockets.sync.client import connect as ws_connect
 
 from tests.conftest import TAG_PREFIX, run_cli
 from tests.integration.conftest import running, wait_for_health
-from toolkit import engine
+from toolkit import assets, engine
 
 PROJECTS = Path(__file__).resolve().parent.parent / "projects"
 
@@ -93,9 +93,8 @@ PROJECT_CASES = {
 
 
 def uv_binary(docker_client, directory: Path) -> Path:
-    """uv from the same wheel imgtool ships to builds (downloaded once with the host's pip settings)."""
-    engine._extract_uv(engine.uv_wheel(engine.daemon_arch(docker_client)), directory)
-    return directory / "uv" / "uv"
+    """uv from the same imgtool-assets context imgtool ships to builds."""
+    return assets.ensure((engine.daemon_arch(docker_client),)) / "uv" / engine.daemon_arch(docker_client) / "uv"
 
 
 def lock_with_uv(docker_client, project: Path) -> None:
