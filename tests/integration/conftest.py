@@ -66,7 +66,7 @@ def broken_images(docker_client, reference_images, tmp_path_factory) -> dict[str
         images[name] = tag
 
     wrong_health = copy_reference_app(root / "wrong-health")
-    edit(wrong_health / "pyproject.toml", 'routes = "reference"', 'routes = "reference"\nhealth-path = "/missing"')
+    edit(wrong_health / "pyproject.toml", 'health-path = "/health"', 'health-path = "/missing"')
     build("wrong-health", "granian", wrong_health)
 
     crash = copy_reference_app(root / "crash")
