@@ -244,8 +244,6 @@ def _swarm_service(
     environment = {"PORT": str(plan.config.port)}
     if workers is not None:
         environment["WEB_CONCURRENCY"] = str(workers)
-    if plan.config.health_path:
-        environment["HEALTH_PATH"] = plan.config.health_path
     return {
         "image": image or plan.tag,
         "environment": environment,

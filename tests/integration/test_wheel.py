@@ -129,10 +129,13 @@ def wheel_image(docker_client):
 
 def test_render_build_and_smoke_test_the_sample_project(docker_client, user, wheel_image):
     project, _ = user
-    bundled = imgtool(user, "render", "--server", "granian")
+    bundled = imgtool(user, "render", "--demo", "--server", "granian")
     assert bundled.returncode == 0, bundled.stderr
     assert "app:app on granian" in bundled.stdout  # the bundled app, read from the installed package
 
+    # The project in the current directory, with no flag; then the same with --context.
+    here = imgtool(user, "render", "--server", "granian")
+    assert here.returncode == 0 and "main:app on granian" in here.stdout, here.stderr
     rendered = imgtool(user, "render", "--server", "granian", "--context", ".", "--output", "Dockerfile")
     assert rendered.returncode == 0, rendered.stderr
     assert "main:app on granian" in (project / "Dockerfile").read_text()

@@ -23,6 +23,7 @@ import yaml
 
 from tests.conftest import ROOT, RUN_ID, cli_env, run_cli
 from tests.integration.conftest import running, wait_for_health
+from toolkit.engine import SYSTEM_CA_BUNDLE
 
 IMAGES_WORKFLOW = ROOT / ".github" / "workflows" / "images.yml"
 # What an engine says when its builder lacks the feature (not a mistake in the invocation).
@@ -51,6 +52,9 @@ def test_the_staged_context_builds_the_rendered_dockerfile_for_this_platform(doc
     tag = f"imgtool-test-staged-assets:{RUN_ID}"
     arch = {"x86_64": "amd64", "aarch64": "arm64"}[docker_client.info()["Architecture"]]
     argv = ["docker", "buildx", "build", "--load", "--platform", f"linux/{arch}", "--tag", tag]
+    # The host's CA bundle, as the workflow passes it (secret-files): the index sits behind a TLS proxy here.
+    if SYSTEM_CA_BUNDLE.is_file():
+        argv += ["--secret", f"id=ca,src={SYSTEM_CA_BUNDLE}"]
     argv += ["--build-context", "imgtool-assets=build/assets", "--file", "build/Dockerfile", str(ROOT / "images/app")]
     try:
         result = subprocess.run(argv, capture_output=True, text=True, cwd=workspace)
