@@ -453,7 +453,7 @@ def single_node_swarm(host: str):
 
     Everything the swarm binds is its own, so it never meets another swarm on this machine (the first
     engine's, another test run's): it listens on an address of its own in 127.0.0.0/8 (manager and gossip
-    ports), its VXLAN port is random, and its `docker_gwbridge` (which Swarm otherwise creates with a
+    ports), its VXLAN port is random (within the 1024-49151 Docker accepts), and its `docker_gwbridge` (which Swarm otherwise creates with a
     fixed Linux bridge name) is made beforehand with a bridge name of its own. The ingress routing mesh
     does not work on this kernel (no IPVS): stacks here use endpoint_mode dnsrr. Yields a client.
     """
@@ -480,7 +480,7 @@ def single_node_swarm(host: str):
                 "docker", "swarm", "init",
                 "--advertise-addr", f"{address}:2377",
                 "--listen-addr", f"{address}:2377",
-                "--data-path-port", str(40000 + number % 10000),
+                "--data-path-port", str(40000 + number % 9000),
                 "--default-addr-pool", "10.231.0.0/16",
             ],
             capture_output=True, text=True, env=env, timeout=60,
