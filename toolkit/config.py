@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from toolkit import IMAGES_DIR
+from toolkit import IMAGES_DIR, validate
 from toolkit.detect import (
     LOCKFILE,
     PYPROJECT,
@@ -37,15 +37,11 @@ DEFAULT_HEALTH_PATH: str | None = None
 NO_PROJECT_FIX = "cd into your project, pass --context DIR, or --demo for imgtool's bundled app"
 
 # module:attr, or module:factory() for an app factory (called with no arguments at start-up).
-_APP_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(\(\))?$")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PACKAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _APT_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$")
 # Set by imgtool itself (port, health-path, workers and the image layout own them).
 _RESERVED_ENV = {"PATH", "PYTHONPATH", "PORT", "HEALTH_PATH", "WEB_CONCURRENCY"}
-_PYTHON_RE = re.compile(r"^3\.\d{1,2}$")
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_TAG_RE = re.compile(rf"^(?:[a-zA-Z0-9.-]+(?::\d+)?/)?{_COMPONENT}(?:/{_COMPONENT})*(?::\w[\w.-]{{0,127}})?$")
 _KNOWN_KEYS = {
     "app",
     "context",
@@ -137,18 +133,6 @@ class Config:
         if self.project is None or self.project == self.context:
             return "."
         return self.project.relative_to(self.context).as_posix()
-
-
-def validate_app(app: str) -> str:
-    if not _APP_RE.match(app):
-        raise UsageError(f"--app {app!r} is not module:attribute: pass e.g. --app myproject.main:app")
-    return app
-
-
-def validate_tag(tag: str) -> str:
-    if not _TAG_RE.match(tag):
-        raise UsageError(f"invalid image tag {tag!r}: use lowercase name[:tag], e.g. myapp:granian")
-    return tag
 
 
 def _read_pyproject(context: Path) -> dict:
@@ -265,8 +249,8 @@ def _python(flag: str | None, setting: object, requirement: PythonRequirement | 
     """--python, else [tool.imgtool] python, else what the project asks for, else the default; checked against
     the project's requirement so a mismatch is an error naming both versions."""
     chosen = flag or (str(setting) if setting is not None else None)
-    if chosen is not None and not _PYTHON_RE.match(chosen):
-        raise UsageError(f"python version {chosen!r} is not X.Y: pass e.g. --python 3.12")
+    if chosen is not None:
+        validate.python_version(chosen)
     if requirement is None:
         return chosen or DEFAULT_PYTHON
     if chosen is not None:
@@ -278,7 +262,7 @@ def _python(flag: str | None, setting: object, requirement: PythonRequirement | 
             )
         return chosen
     picked = pick_python(requirement, DEFAULT_PYTHON)
-    if picked is None or not _PYTHON_RE.match(picked):
+    if picked is None or not validate.PYTHON_RE.match(picked):
         raise UsageError(
             f"the project asks for {requirement.describe()} ({requirement.where}) and no Python 3.x release "
             "satisfies it: fix the requirement"
@@ -299,7 +283,7 @@ def load_config(
 ) -> Config:
     """The merged settings for the project in `context`, else in `cwd` (default: the current directory)."""
     project, inherited, redirect_path = _resolve_project(context, demo, cwd)
-    if not is_project(project) and not (app and _APP_RE.match(app) and _app_module_exists(project, app)):
+    if not is_project(project) and not (app and validate.APP_RE.match(app) and _app_module_exists(project, app)):
         raise UsageError(
             f"{project} holds no Python project (no pyproject.toml, requirements.txt, Pipfile, manage.py, "
             f"setup.py or ASGI module): {NO_PROJECT_FIX}"
@@ -330,7 +314,7 @@ def load_config(
         found = detect_app(project)
         app = found.ref
         origins["app"] = f"detected ({found.why} in {found.module})"
-    validate_app(app)
+    validate.app_ref(app)
     if not _app_module_exists(project, app):
         module = app.split(":")[0]
         raise UsageError(f"module {module!r} of --app {app} is not in {project}: fix --app or --context")

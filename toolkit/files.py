@@ -36,15 +36,30 @@ def _problem(path: Path, exc: OSError) -> Exception:
     return EnvironmentProblem(f"cannot write {path} ({exc.strerror or exc}): free some space or pick another path")
 
 
-def write_text_atomic(path: Path, text: str, before_replace: Callable[[Path], None] | None = None) -> Path:
-    """Write `text` to `path` whole: a temporary file beside it, flushed to disk, then renamed over it.
+def write_text_atomic(
+    path: Path, text: str, before_replace: Callable[[Path], None] | None = None, parents: bool = False
+) -> Path:
+    """`write_atomic` for text (UTF-8)."""
+    return write_atomic(path, text.encode(), before_replace, parents)
+
+
+def write_atomic(
+    path: Path, data: bytes, before_replace: Callable[[Path], None] | None = None, parents: bool = False
+) -> Path:
+    """Write `data` to `path` whole: a temporary file beside it, flushed to disk, then renamed over it.
 
     A reader never sees half a file, and on any failure the old file (if any) stays as it was and the
     temporary file is removed. `before_replace(temporary)` runs on the complete temporary file just
     before the rename (a check, or other files that must exist first); if it raises, nothing is replaced.
-    A directory that is missing or not writable is a UsageError naming the path and the fix.
+    A directory that is missing (unless `parents`: then it is made) or not writable is a UsageError naming
+    the path and the fix.
     """
     path = Path(path)
+    if parents:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _problem(path, exc) from None
     # A symlink stays one: what it points to is replaced.
     target = path.resolve() if path.is_symlink() else path
     try:
@@ -54,9 +69,9 @@ def write_text_atomic(path: Path, text: str, before_replace: Callable[[Path], No
     temporary = Path(name)
     try:
         try:
-            with os.fdopen(fd, "w") as handle:
+            with os.fdopen(fd, "wb") as handle:
                 os.fchmod(handle.fileno(), _mode(target))
-                handle.write(text)
+                handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as exc:

@@ -2,7 +2,7 @@
 
 `manifests` is pure (plans and options in, a list of Kubernetes objects out); `dump` is the text people
 read and keep (`kubectl apply -f`); `validate` checks it offline against the Kubernetes OpenAPI schemas
-shipped in the kubernetes-validate package (the `kube` extra); `write_manifests` is the only I/O.
+shipped in the kubernetes-validate package (the `kube` extra); `emit` is the only I/O (the file written whole).
 
 What the image promises, and where it lands in the manifests:
   health path, port           startup, readiness and liveness probes (httpGet), the container port
@@ -18,9 +18,7 @@ What the image promises, and where it lands in the manifests:
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ import yaml
 
 from toolkit import __version__
 from toolkit.errors import EnvironmentProblem, UsageError
+from toolkit.files import write_text_atomic
 from toolkit.plan import BuildPlan
 from toolkit.servers import GRACEFUL_TIMEOUT
 
@@ -104,14 +103,30 @@ def check_options(options: KubeOptions) -> None:
         raise UsageError(f"--replicas {options.replicas} is not a replica count: pass 1 or more")
     if options.max_replicas is not None and options.max_replicas < options.replicas:
         raise UsageError(f"--max-replicas {options.max_replicas} is below --replicas {options.replicas}: raise it")
-    if not _CPU_RE.match(options.cpus) or options.cpus in ("0", "0m"):
-        raise UsageError(f"--cpus {options.cpus!r} is not a CPU quantity: e.g. --cpus 1 or --cpus 500m")
-    if not _MEMORY_RE.match(options.memory):
-        raise UsageError(f"--memory {options.memory!r} is not a memory quantity: e.g. --memory 512Mi")
+    check_cpu_quantity(options.cpus)
+    check_memory_quantity(options.memory)
     if not 1 <= options.start_period <= 600:
         raise UsageError(f"--start-period {options.start_period}: pass the seconds the app may take to start, 1-600")
-    if options.namespace is not None and (options.namespace == "default" or not _DNS_LABEL.match(options.namespace)):
-        raise UsageError(f"--namespace {options.namespace!r}: a lowercase RFC 1123 name other than default")
+    if options.namespace is not None:
+        check_namespace(options.namespace)
+
+
+def check_cpu_quantity(cpus: str) -> str:
+    if not _CPU_RE.match(cpus) or float(cpus.removesuffix("m")) <= 0:
+        raise UsageError(f"--cpus {cpus!r} is not a CPU quantity: e.g. --cpus 1 or --cpus 500m")
+    return cpus
+
+
+def check_memory_quantity(memory: str) -> str:
+    if not _MEMORY_RE.match(memory) or float(memory.rstrip("KMGTik")) <= 0:
+        raise UsageError(f"--memory {memory!r} is not a memory quantity: e.g. --memory 512Mi")
+    return memory
+
+
+def check_namespace(namespace: str) -> str:
+    if namespace == "default" or not _DNS_LABEL.match(namespace):
+        raise UsageError(f"--namespace {namespace!r}: a lowercase RFC 1123 name other than default")
+    return namespace
 
 
 # ---- the model (pure) ----
@@ -384,20 +399,6 @@ def validate(objects: Sequence[dict], kube_version: str) -> list[str]:
     return problems
 
 
-def write_manifests(text: str, output: Path) -> None:
-    fd, temporary = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.fchmod(handle.fileno(), 0o666 & ~umask)
-            handle.write(text)
-        os.replace(temporary, output)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def emit(objects: list[dict], output: Path, kube_version: str) -> bool:
     """Validate (when kubernetes-validate is installed) and write; whether the schemas were checked.
 
@@ -410,5 +411,5 @@ def emit(objects: list[dict], output: Path, kube_version: str) -> bool:
                 f"the manifests fail Kubernetes {kube_version}'s schema ({problems[0]}); nothing was written: "
                 "report this as an imgtool bug"
             )
-    write_manifests(dump(objects, kube_version), output)
+    write_text_atomic(output, dump(objects, kube_version))
     return checked

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from toolkit import __version__, lockfiles
+from toolkit import __version__, lockfiles, validate
 from toolkit.assets import CONTEXT_NAME
-from toolkit.config import Config, validate_tag
+from toolkit.config import Config
 from toolkit.containers import (
     APP_LABEL,
     HEALTH_PATH_LABEL,
@@ -50,6 +50,10 @@ class BaseImage:
     bootstrapped: bool = False
     # Built by `imgtool base build`: the venv with the server, the user and the launcher are in it already.
     server_base: bool = False
+
+    @property
+    def kind(self) -> str:
+        return "per-server base" if self.server_base else "offline bootstrap" if self.bootstrapped else "published"
 
     @property
     def ref(self) -> str:
@@ -109,7 +113,7 @@ def resolve_tag(config: Config, server: ServerSpec, tag: str | None, several: bo
         return default_tag(config, server)
     if several and "{server}" not in tag:
         raise UsageError(f"--tag {tag!r} would name every server's image the same: put {{server}} in it")
-    return validate_tag(tag.replace("{server}", server.name))
+    return validate.image_tag(tag.replace("{server}", server.name))
 
 
 def make_plan(
@@ -235,7 +239,7 @@ def make_server_base_plan(
         root=root,
         python=python,
         assets_context=assets_context,
-        tag=validate_tag(server_base_ref(registry, server.name, python)),
+        tag=validate.image_tag(server_base_ref(registry, server.name, python)),
         packages=server.packages,
         labels=labels,
     )

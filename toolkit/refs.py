@@ -1,9 +1,15 @@
 """Image references, `[host[:port]/]path[:tag][@digest]`: split by the Docker SDK's own parser, compared by
-repository, and the registry digest an image carries under a name. No engine calls here."""
+repository, the registry digest an image carries under a name, and the refs a stack runs (pinned where known)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
 from docker.utils import parse_repository_tag
+
+if TYPE_CHECKING:
+    from toolkit.plan import BuildPlan
 
 
 def split_ref(ref: str) -> tuple[str, str]:
@@ -48,3 +54,48 @@ def digest_under(image, ref: str) -> str | None:
         if digest and same_repository(named, repository)
     )
     return digests[0] if digests else None
+
+
+def image_refs(
+    client, plans: Sequence[BuildPlan], notice: Callable[[str], None], cluster: bool = False
+) -> dict[str, str]:
+    """Each plan's tag, pinned `tag@sha256:...` when the engine knows a registry digest for that name.
+
+    On a `cluster` (Swarm, Kubernetes) every node pulls the image itself: the registry the tag names is
+    asked first (through the engine, no local copy needed), and an unpinned tag gets a note.
+    """
+    import docker.errors
+
+    from toolkit.plan import names_registry
+
+    refs = {}
+    missing = []
+    for plan in plans:
+        ref = plan.tag
+        if cluster and names_registry(plan.tag):
+            try:
+                refs[plan.server.name] = f"{plan.tag}@{client.images.get_registry_data(plan.tag).id}"
+                continue
+            except docker.errors.APIError:
+                pass  # not pushed (yet), or the registry does not answer: the local digest, if any
+        try:
+            image = client.images.get(plan.tag)
+        except docker.errors.ImageNotFound:
+            missing.append(plan.server.name)
+        else:
+            digest = digest_under(image, plan.tag)
+            if digest:
+                ref = f"{plan.tag}@{digest}"
+        refs[plan.server.name] = ref
+    if missing and not cluster:
+        notice(
+            f"no image built yet for {', '.join(missing)}: run `imgtool build "
+            f"{' '.join('-s ' + name for name in missing)}` before `docker compose up`, or emit with --build"
+        )
+    unpinned = [name for name, ref in refs.items() if "@sha256:" not in ref]
+    if cluster and unpinned:
+        notice(
+            f"{', '.join(unpinned)}: no registry digest known here, so every node resolves the tag itself; "
+            "push first (`imgtool build --push --tag REGISTRY/NAME:{server}`) and emit with that --tag to pin it"
+        )
+    return refs

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from toolkit.errors import UsageError
 
 PROTOCOLS = ("http1", "h2c", "h2-tls", "ws")
+# `--protocol`'s choices, from the tuple above.
+Protocol = StrEnum("Protocol", {name.replace("-", "_"): name for name in PROTOCOLS})
 BEHAVIOURS = ("lifespan", "graceful")
 
 # Seconds a server is given to drain in-flight requests; runtimes get a longer stop grace period.
@@ -217,7 +220,7 @@ def get_server(name: str) -> ServerSpec:
     try:
         return SERVERS[name]
     except KeyError:
-        raise UsageError(f"unknown server {name!r}: choose one of {', '.join(SERVERS)}") from None
+        raise UsageError(f"unknown server {name[:40]!r}: choose one of {', '.join(SERVERS)}") from None
 
 
 def select_servers(

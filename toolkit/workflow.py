@@ -107,8 +107,7 @@ def write_workflow(output: Path, text: str, force: bool = False) -> Path:
         raise UsageError(f"{output} already exists: pass --force to overwrite it")
     if output.exists() and not output.is_file():
         raise UsageError(f"{output} is not a file: pass -o with a file path")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    return write_text_atomic(output, text)
+    return write_text_atomic(output, text, parents=True)
 
 
 def stage_assets(dest: Path, platforms: tuple[str, ...] = PLATFORMS) -> Path:

@@ -453,9 +453,10 @@ def single_node_swarm(host: str):
 
     Everything the swarm binds is its own, so it never meets another swarm on this machine (the first
     engine's, another test run's): it listens on an address of its own in 127.0.0.0/8 (manager and gossip
-    ports), its VXLAN port is random (within the 1024-49151 Docker accepts), and its `docker_gwbridge` (which Swarm otherwise creates with a
-    fixed Linux bridge name) is made beforehand with a bridge name of its own. The ingress routing mesh
-    does not work on this kernel (no IPVS): stacks here use endpoint_mode dnsrr. Yields a client.
+    ports), its VXLAN port is random (within the 1024-49151 Docker accepts), and its `docker_gwbridge`
+    (which Swarm otherwise creates with a fixed Linux bridge name) is made beforehand with a bridge name
+    of its own. The ingress routing mesh does not work on this kernel (no IPVS): stacks here use
+    endpoint_mode dnsrr. Yields a client.
     """
     client = docker.DockerClient(base_url=host, timeout=300)
     suffix = secrets.token_hex(3)

@@ -1,7 +1,8 @@
 import pytest
 
-from toolkit.config import BUNDLED_APP_CONTEXT, load_config, validate_tag
+from toolkit.config import BUNDLED_APP_CONTEXT, load_config
 from toolkit.errors import UsageError
+from toolkit.validate import image_tag
 
 
 def write_project(tmp_path, tool="", files=("main.py",)):
@@ -47,7 +48,7 @@ def test_src_layout_package_is_found(tmp_path):
         ({"app": "main:app:x"}, "", "is not module:attribute"),
         ({"app": "nothere:app"}, "", "is not in"),
         ({}, "", "no ASGI app given"),
-        ({"app": "main:app", "python": "three"}, "", "is not X.Y"),
+        ({"app": "main:app", "python": "three"}, "", "is not a Python version X.Y"),
         ({"app": "main:app"}, "port = 70000", "is not a TCP port"),
         ({"app": "main:app"}, 'health-path = "health"', "must start with '/'"),
         ({"app": "main:app"}, 'colour = "blue"', "unknown \\[tool.imgtool\\] key"),
@@ -73,10 +74,10 @@ def test_invalid_toml(tmp_path):
 
 @pytest.mark.parametrize("tag", ["Upper:case", "name:", "a b", ":tag"])
 def test_invalid_tags(tag):
-    with pytest.raises(UsageError, match="invalid image tag"):
-        validate_tag(tag)
+    with pytest.raises(UsageError, match="is not an image name"):
+        image_tag(tag)
 
 
 def test_valid_tags():
     for tag in ("myapp", "myapp:granian", "localhost:5000/team/app:v1.2"):
-        assert validate_tag(tag) == tag
+        assert image_tag(tag) == tag

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from toolkit.base import validate_registry
 from toolkit.errors import UsageError
 from toolkit.lock import (
     LOCK_FILE,
@@ -17,6 +16,7 @@ from toolkit.lock import (
     stale_reason,
     write_lock,
 )
+from toolkit.registry import validate_registry
 
 DIGEST_A = "sha256:" + "a" * 64
 DIGEST_B = "sha256:" + "b" * 64

@@ -114,8 +114,10 @@ def describe_generators(report: BenchReport) -> str:
     )
 
 
-def plot(report: BenchReport, path: str) -> None:
+def plot(report: BenchReport) -> bytes:
     """A PNG: req/s per server (HTTP/1.1 and h2c bars) and p99 latency. Needs matplotlib."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -140,8 +142,10 @@ def plot(report: BenchReport, path: str) -> None:
     latency.set_title(f"HTTP/1.1 p99 latency, {report.connections} connections")
     figure.suptitle(f"imgtool bench: {', '.join(f'{k} via {v}' for k, v in report.generators.items())}")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=110)
     plt.close(figure)
+    return image.getvalue()
 
 
 def require_matplotlib() -> None:

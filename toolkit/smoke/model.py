@@ -7,6 +7,18 @@ from enum import StrEnum
 
 # Order matters: it is the table's row order and the order checks run on a container.
 CHECKS = ("health", "nonroot", "http1", "h2c", "h2-tls", "ws", "lifespan", "graceful", "readonly")
+# `--check`'s choices, from the tuple above.
+Check = StrEnum("Check", {name.replace("-", "_"): name for name in CHECKS})
+
+
+def select_checks(checks: list[str] | None, protocols: list[str] | None) -> set[str]:
+    """The checks to run: those named (default all); naming protocols runs those protocol checks only."""
+    from toolkit.servers import PROTOCOLS
+
+    selected = set(checks or CHECKS)
+    if protocols:
+        selected = (selected - set(PROTOCOLS)) | set(protocols)
+    return selected
 
 
 class Status(StrEnum):
