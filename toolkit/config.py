@@ -8,17 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from toolkit import IMAGES_DIR, validate
+from toolkit.asgiapp import Django, detect_app, detect_django
 from toolkit.detect import (
-    LOCKFILE,
-    PYPROJECT,
-    REQUIREMENTS,
+    DependencyKind,
     DependencySource,
-    Django,
     PythonRequirement,
     Workspace,
     dependency_source,
-    detect_app,
-    detect_django,
     find_workspace,
     is_project,
     pick_python,
@@ -116,11 +112,11 @@ class Config:
 
     @property
     def dependencies(self) -> tuple[str, ...]:
-        return self.deps.packages if self.deps.kind == PYPROJECT else ()
+        return self.deps.packages if self.deps.kind == DependencyKind.PYPROJECT else ()
 
     @property
     def requirements_file(self) -> str | None:
-        return self.deps.requirements if self.deps.kind == REQUIREMENTS else None
+        return self.deps.requirements if self.deps.kind == DependencyKind.REQUIREMENTS else None
 
     @property
     def project_dir(self) -> Path:
@@ -339,7 +335,7 @@ def load_config(
     if indexes:
         origins["indexes"] = "pyproject"
     origins["dependencies"] = f"detected ({deps.summary})"
-    if deps.kind == LOCKFILE and deps.lock_project and tuple(map(int, python.split("."))) < (3, 11):
+    if deps.kind == DependencyKind.LOCKFILE and deps.lock_project and tuple(map(int, python.split("."))) < (3, 11):
         raise UsageError(
             f"{deps.lock} is read in the build with Python's tomllib (3.11+) and this build uses Python {python}: "
             "build with Python 3.11 or newer"

@@ -48,7 +48,7 @@ from toolkit.compose import (
     write_compose,
     yaml_body,
 )
-from toolkit.detect import PYPROJECT, REQUIREMENTS, DependencySource
+from toolkit.detect import DependencyKind, DependencySource
 from toolkit.errors import EnvironmentProblem, Interrupted, UsageError
 from toolkit.indexes import BuildSecret, compose_secrets
 from toolkit.plan import APP_DIR, BuildPlan
@@ -117,10 +117,13 @@ def dev_dependencies(deps: DependencySource) -> DependencySource:
     `[project] dependencies` are otherwise written into the Dockerfile (which a rebuild would not
     re-render): in dev, uv reads them from the copied pyproject.toml (`uv pip install -r pyproject.toml`).
     """
-    if deps.kind != PYPROJECT:
+    if deps.kind != DependencyKind.PYPROJECT:
         return deps
     return DependencySource(
-        REQUIREMENTS, files=("pyproject.toml",), requirements="pyproject.toml", install_paths=deps.install_paths
+        DependencyKind.REQUIREMENTS,
+        files=("pyproject.toml",),
+        requirements="pyproject.toml",
+        install_paths=deps.install_paths,
     )
 
 

@@ -22,7 +22,7 @@ from toolkit.containers import (
     SERVER_LABEL,
     VERSION_LABEL,
 )
-from toolkit.detect import LOCKFILE, DependencySource
+from toolkit.detect import DependencyKind, DependencySource
 from toolkit.errors import UsageError
 from toolkit.indexes import BuildSecret
 from toolkit.refs import repository_of
@@ -173,7 +173,7 @@ def server_requirements(config: Config, server: ServerSpec, base: BaseImage) -> 
     locked version (the server's version range is dropped, the rest resolve with the lock as constraints).
     """
     packages = () if base.server_base else server.packages
-    if config.deps.kind != LOCKFILE:
+    if config.deps.kind != DependencyKind.LOCKFILE:
         return (*config.dependencies, *packages), []
     pinned = dict(config.deps.pinned)
     requirements, notes = [], []

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from toolkit.asgiapp import detect_app, find_apps
 from toolkit.config import describe_config, load_config
-from toolkit.detect import NONE, PYPROJECT, REQUIREMENTS, UV_LOCK, dependency_source, detect_app, find_apps
+from toolkit.detect import DependencyKind, dependency_source
 from toolkit.errors import UsageError
 from toolkit.plan import BaseImage, make_plan
 from toolkit.render import render_dockerfile
@@ -54,7 +55,11 @@ def render(context: Path, server: str = "granian", **kwargs) -> str:
 def test_uv_lock_wins_and_copies_pyproject_and_lock(tmp_path):
     write(tmp_path, {"pyproject.toml": pyproject(), "uv.lock": "version = 1\n", "requirements.txt": "flask\n"})
     found = source(tmp_path)
-    assert (found.kind, found.files, found.install_project) == (UV_LOCK, ("pyproject.toml", "uv.lock"), False)
+    assert (found.kind, found.files, found.install_project) == (
+        DependencyKind.UV_LOCK,
+        ("pyproject.toml", "uv.lock"),
+        False,
+    )
 
 
 def test_uv_lock_without_pyproject_is_a_usage_error(tmp_path):
@@ -74,7 +79,7 @@ def test_requirements_bring_the_files_they_include(tmp_path):
         },
     )
     found = source(tmp_path)
-    assert found.kind == REQUIREMENTS and found.requirements == "requirements.txt"
+    assert found.kind == DependencyKind.REQUIREMENTS and found.requirements == "requirements.txt"
     assert found.files == ("requirements-dev.txt", "requirements.txt", "requirements/base.txt")
 
 
@@ -92,14 +97,14 @@ def test_a_foreign_lock_missing_a_dependency_names_the_relock(tmp_path, lock, hi
 
 def test_an_exported_requirements_file_beats_the_foreign_lock(tmp_path):
     write(tmp_path, {"poetry.lock": "# lock\n", "requirements.txt": "starlette\n"})
-    assert source(tmp_path).kind == REQUIREMENTS
+    assert source(tmp_path).kind == DependencyKind.REQUIREMENTS
 
 
 def test_pyproject_dependencies_and_nothing(tmp_path):
     write(tmp_path, {"pyproject.toml": pyproject(["litestar>=2"])})
-    assert (source(tmp_path).kind, source(tmp_path).packages) == (PYPROJECT, ("litestar>=2",))
+    assert (source(tmp_path).kind, source(tmp_path).packages) == (DependencyKind.PYPROJECT, ("litestar>=2",))
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
-    assert source(tmp_path).kind == NONE
+    assert source(tmp_path).kind == DependencyKind.NONE
 
 
 def test_src_layout_with_a_build_backend_is_installed_as_a_wheel(tmp_path):

@@ -13,7 +13,7 @@ import yaml
 
 from toolkit import dev
 from toolkit.config import BUNDLED_APP_CONTEXT, load_config
-from toolkit.detect import REQUIREMENTS
+from toolkit.detect import DependencyKind
 from toolkit.errors import UsageError
 from toolkit.indexes import BuildSecret
 from toolkit.plan import BaseImage, make_plan
@@ -85,7 +85,7 @@ def test_factory_apps_keep_the_factory_flag(tmp_path):
 
 def test_pyproject_dependencies_are_read_from_the_file_so_a_rebuild_sees_edits():
     plan = dev.dev_plan(plan_for())
-    assert plan.deps.kind == REQUIREMENTS and plan.deps.requirements == "pyproject.toml"
+    assert plan.deps.kind == DependencyKind.REQUIREMENTS and plan.deps.requirements == "pyproject.toml"
     assert not any(req.startswith("litestar") for req in plan.requirements)
     text = dev_dockerfile(plan_for())
     assert "COPY pyproject.toml /tmp/pyproject.toml" in text

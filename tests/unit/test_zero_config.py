@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from toolkit.asgiapp import detect_django
 from toolkit.base import _check_python, base_python, resolve_base
 from toolkit.config import BUNDLED_APP_CONTEXT, load_config
-from toolkit.detect import LOCKFILE, UV_LOCK, detect_django, find_workspace, pick_python, python_requirement
+from toolkit.detect import DependencyKind, find_workspace, pick_python, python_requirement
 from toolkit.errors import EnvironmentProblem, UsageError
 from toolkit.plan import BaseImage, make_plan
 from toolkit.render import render_dockerfile
@@ -174,7 +175,7 @@ def test_not_django():
 
 def test_poetry_lock_project_plans_an_exact_install_and_the_lock_wins_over_server_ranges():
     config = load_config(cwd=PROJECTS / "full-stack-fastapi-poetry")
-    assert config.deps.kind == LOCKFILE and config.deps.hashed and config.deps.lock == "poetry.lock"
+    assert config.deps.kind == DependencyKind.LOCKFILE and config.deps.hashed and config.deps.lock == "poetry.lock"
     assert config.deps.files == ("poetry.lock", "pyproject.toml")
     plan = make_plan(config, SERVERS["uvicorn"], OFFLINE, ASSETS)
     # The lock pins uvicorn, uvloop, httptools and websockets: their ranges go, the locked versions stay.
@@ -250,7 +251,7 @@ def test_a_workspace_member_builds_from_the_root_with_its_own_dependencies(tmp_p
     root = workspace(tmp_path)
     config = load_config(cwd=root / "packages" / "api")
     assert config.context == root.resolve() and config.project_path == "packages/api"
-    assert config.deps.kind == UV_LOCK and config.deps.package == "api"
+    assert config.deps.kind == DependencyKind.UV_LOCK and config.deps.package == "api"
     assert config.deps.files == (
         "pyproject.toml",
         "uv.lock",
