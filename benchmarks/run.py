@@ -45,8 +45,8 @@ import docker.errors  # noqa: E402
 
 from toolkit import bench  # noqa: E402
 from toolkit.config import BUNDLED_APP_CONTEXT  # noqa: E402
+from toolkit.containers import remove_test_containers  # noqa: E402
 from toolkit.servers import SERVERS  # noqa: E402
-from toolkit.smoke.runner import remove_test_containers  # noqa: E402
 
 BASE = "imgtool/python:3.11-bookworm"
 CA = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -203,7 +203,7 @@ def versions_in_image(client, run_id: str, ref: str, names: list[str]) -> dict[s
         "    except m.PackageNotFoundError: pass\n"
         "print(json.dumps(out))"
     )
-    from toolkit.smoke.runner import TEST_LABEL
+    from toolkit.containers import TEST_LABEL
 
     output = client.containers.run(
         ref,

@@ -115,10 +115,6 @@ class Config:
         return self.deps.packages if self.deps.kind == DependencyKind.PYPROJECT else ()
 
     @property
-    def requirements_file(self) -> str | None:
-        return self.deps.requirements if self.deps.kind == DependencyKind.REQUIREMENTS else None
-
-    @property
     def project_dir(self) -> Path:
         """The project's own directory: where its pyproject.toml, imgtool.lock and .dockerignore live."""
         return self.project or self.context

@@ -54,8 +54,6 @@ from toolkit.indexes import BuildSecret, compose_secrets
 from toolkit.plan import APP_DIR, BuildPlan
 from toolkit.services import Selected, with_services
 
-DEFAULT_SERVER = "uvicorn"
-DEFAULT_OUTPUT = Path("compose.dev.yaml")
 DEFAULT_PORT = 8000
 SERVICE = "app"
 DEV_TARGET = "dev"

@@ -109,11 +109,6 @@ class IndexConfig:
             env["UV_INDEX"] = " ".join(f"{index.name}={index.url}" for index in self.extra)
         return env
 
-    @property
-    def host_envs(self) -> tuple[str, ...]:
-        """The host variables the build reads credentials from, each once."""
-        return tuple(dict.fromkeys(mount.host_env for mount in self.mounts))
-
 
 # ---- parsing (pure) ----
 

@@ -24,7 +24,6 @@ from toolkit.render import get_workflow_template
 from toolkit.servers import SERVERS
 
 TEMPLATE = "workflow.yml.j2"
-DEFAULT_OUTPUT = Path(".github/workflows/images.yml")
 PYTHONS = ("3.11", "3.12")
 PLATFORMS = ("linux/amd64", "linux/arm64")
 

@@ -33,7 +33,7 @@ def test_requirements_txt_wins_over_project_dependencies(tmp_path):
     write_project(tmp_path, 'app = "main:app"')
     (tmp_path / "requirements.txt").write_text("starlette\n")
     config = load_config(tmp_path)
-    assert config.requirements_file == "requirements.txt" and config.dependencies == ()
+    assert config.deps.requirements == "requirements.txt" and config.dependencies == ()
 
 
 def test_src_layout_package_is_found(tmp_path):

@@ -138,12 +138,6 @@ def test_each_index_gets_a_username_and_a_password_secret():
         ("uv-index-corp-username", "UV_INDEX_CORP_USERNAME", "UV_INDEX_CORP_USERNAME"),
         ("uv-index-corp-password", "UV_INDEX_CORP_PASSWORD", "UV_INDEX_CORP_PASSWORD"),
     ]
-    assert config.host_envs == (
-        "IMGTOOL_INDEX_USERNAME",
-        "IMGTOOL_INDEX_PASSWORD",
-        "UV_INDEX_CORP_USERNAME",
-        "UV_INDEX_CORP_PASSWORD",
-    )
 
 
 def test_build_secrets_name_variables_and_files_never_values(tmp_path):

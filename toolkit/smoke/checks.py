@@ -10,8 +10,11 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
+import trustme
+from cryptography.hazmat.primitives import serialization
 from websockets.sync.client import connect as ws_connect
 
 TIMEOUT = httpx.Timeout(5.0)
@@ -223,3 +226,45 @@ def new_connection_after_signal(target: Target) -> str:
     except httpx.TransportError:
         return "refused"
     return f"still answered {response.status_code}"
+
+
+# ---- checks on the container itself ----
+
+LIFESPAN_SHUTDOWN_MARK = "lifespan shutdown complete"
+
+
+def nonroot(container) -> str:
+    processes = container.top(ps_args="-o pid,uid,args")
+    uid_column = processes["Titles"].index("UID")
+    uids = {row[uid_column] for row in processes["Processes"]}
+    if not uids or "0" in uids:
+        raise CheckFailure(f"processes run as UID {sorted(uids)}: root is among them")
+    return f"every process runs as UID {', '.join(sorted(uids))}"
+
+
+def lifespan_ran(container, startup_error: str | None) -> str:
+    if startup_error:
+        raise CheckFailure(startup_error)
+    container.reload()
+    if container.status not in ("exited", "dead"):
+        raise CheckFailure("container still running; shutdown evidence needs a stop")
+    if LIFESPAN_SHUTDOWN_MARK not in container.logs().decode(errors="replace"):
+        raise CheckFailure("no lifespan shutdown in the logs after stop")
+    return "startup ran before the first request; shutdown ran on stop"
+
+
+def write_certificate(authority: trustme.CA, directory: Path) -> None:
+    """A server certificate for localhost/127.0.0.1, readable by the image's non-root user.
+
+    The key is written as PKCS#8 because granian accepts no other format.
+    """
+    issued = authority.issue_cert("localhost", "127.0.0.1")
+    key = serialization.load_pem_private_key(issued.private_key_pem.bytes(), password=None)
+    pkcs8 = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    (directory / "cert.pem").write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    (directory / "key.pem").write_bytes(pkcs8)
+    directory.chmod(0o755)
+    for path in directory.iterdir():
+        path.chmod(0o644)

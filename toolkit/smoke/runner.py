@@ -19,12 +19,9 @@ import docker
 import docker.errors
 import requests.exceptions
 import trustme
-from cryptography.hazmat.primitives import serialization
 
 from toolkit import containers
-from toolkit.containers import TEST_LABEL as TEST_LABEL  # re-exported: benchmarks/run.py imports it here
 from toolkit.containers import Role
-from toolkit.containers import remove_test_containers as remove_test_containers  # re-exported, likewise
 from toolkit.servers import ServerSpec
 from toolkit.smoke import checks
 from toolkit.smoke.checks import CheckFailure, Target
@@ -35,7 +32,6 @@ from toolkit.smoke.model import CHECKS, CheckResult, ServerReport, Status
 REFERENCE_ONLY = {"ws": "/ws", "graceful": "/slow"}
 LIFESPAN_PROBE = (Path(__file__).parent / "lifespan_probe.py").read_text()
 NO_LIFESPAN = "the app does not support lifespan"
-LIFESPAN_SHUTDOWN_MARK = "lifespan shutdown complete"
 CERT_DIR = "/certs"
 DEFAULT_CLEAN_EXIT_CODES = frozenset({0, 143})
 LOG_TAIL = 60
@@ -258,7 +254,7 @@ class Runner(containers.Run):
                 except CheckFailure as exc:
                     startup_error = str(exc)
             if plan["nonroot"] is None:
-                attempt("nonroot", lambda: _nonroot(container))
+                attempt("nonroot", lambda: checks.nonroot(container))
             for check in ("http1", "h2c", "ws"):
                 if plan[check] is None:
                     attempt(check, lambda check=check: getattr(checks, check)(target))
@@ -268,7 +264,7 @@ class Runner(containers.Run):
                 with contextlib.suppress(requests.exceptions.RequestException):
                     container.stop(timeout=int(self.stop_timeout))
             if reference_lifespan:
-                attempt("lifespan", lambda: _lifespan(container, startup_error))
+                attempt("lifespan", lambda: checks.lifespan_ran(container, startup_error))
 
     def _probe_lifespan(self, image: ImageUnderTest) -> CheckResult:
         """Drive one lifespan cycle against the app in a short container of the image (lifespan_probe.py).
@@ -344,7 +340,7 @@ class Runner(containers.Run):
         assert image.spec is not None and image.app is not None
         authority = trustme.CA()
         with tempfile.TemporaryDirectory(prefix="imgtool-tls-") as certs:
-            _write_certificate(authority, Path(certs))
+            checks.write_certificate(authority, Path(certs))
             command = image.spec.tls_argv(image.app, f"{CERT_DIR}/cert.pem", f"{CERT_DIR}/key.pem")
             context = ssl.create_default_context()
             authority.configure_trust(context)
@@ -391,40 +387,3 @@ def _raise(exc: Exception) -> str:
 
 def _logs(container) -> str:
     return container.logs(tail=LOG_TAIL).decode(errors="replace")
-
-
-def _nonroot(container) -> str:
-    processes = container.top(ps_args="-o pid,uid,args")
-    uid_column = processes["Titles"].index("UID")
-    uids = {row[uid_column] for row in processes["Processes"]}
-    if not uids or "0" in uids:
-        raise CheckFailure(f"processes run as UID {sorted(uids)}: root is among them")
-    return f"every process runs as UID {', '.join(sorted(uids))}"
-
-
-def _lifespan(container, startup_error: str | None) -> str:
-    if startup_error:
-        raise CheckFailure(startup_error)
-    container.reload()
-    if container.status not in ("exited", "dead"):
-        raise CheckFailure("container still running; shutdown evidence needs a stop")
-    if LIFESPAN_SHUTDOWN_MARK not in container.logs().decode(errors="replace"):
-        raise CheckFailure("no lifespan shutdown in the logs after stop")
-    return "startup ran before the first request; shutdown ran on stop"
-
-
-def _write_certificate(authority: trustme.CA, directory: Path) -> None:
-    """A server certificate for localhost/127.0.0.1, readable by the image's non-root user.
-
-    The key is written as PKCS#8 because granian accepts no other format.
-    """
-    issued = authority.issue_cert("localhost", "127.0.0.1")
-    key = serialization.load_pem_private_key(issued.private_key_pem.bytes(), password=None)
-    pkcs8 = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    (directory / "cert.pem").write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
-    (directory / "key.pem").write_bytes(pkcs8)
-    directory.chmod(0o755)
-    for path in directory.iterdir():
-        path.chmod(0o644)
