@@ -242,11 +242,14 @@ def test_output_in_missing_directory(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("port_base", ["65533", "80"])
-def test_port_range_collision(tmp_path, port_base):
+@pytest.mark.parametrize(
+    ("port_base", "message"),
+    [("65533", "--port-base 65533 puts 5 services on host ports 65533-65537"), ("80", "80 is not a TCP port: use 1024")],
+)
+def test_port_range_collision(tmp_path, port_base, message):
     output = tmp_path / "compose.yaml"
     result = run_cli("compose", "--demo", "--all", "-o", str(output), "--port-base", port_base)
-    assert_usage_error(result, f"--port-base {port_base} puts")
+    assert_usage_error(result, message)
     assert list(tmp_path.iterdir()) == []
 
 

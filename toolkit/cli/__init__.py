@@ -33,7 +33,8 @@ def main() -> None:
     except ClickUsageError as exc:
         # One line, like every other error: what was wrong, and where the help is.
         command = exc.ctx.command_path if exc.ctx is not None else "imgtool"
-        message = exc.format_message().replace("\n", " ").strip().rstrip(".")
+        # typer words a bad choice through pydantic ("Value error, 'x' is not one of ..."): the rest says it.
+        message = exc.format_message().replace("\n", " ").replace("Value error, ", "").strip().rstrip(".")
         error(f"{message}: see `{command} --help`")
         code = 2
     except ClickException as exc:
