@@ -63,8 +63,12 @@ def check_key(key: str, kind: str) -> str:
     """A key file that exists, or a KMS/env URI (`awskms://...`, `env://NAME`) passed on as it is."""
     if "://" in key:
         return key
-    if not Path(key).is_file():
+    path = Path(key)
+    if not path.is_file():
         raise UsageError(f"--key {key}: no such file (make a pair with `cosign generate-key-pair`: {kind})")
+    with path.open("rb") as handle:
+        if b"-----BEGIN " not in handle.read(1 << 16):
+            raise UsageError(f"--key {key} holds no PEM key: pass {kind} from `cosign generate-key-pair`")
     return key
 
 

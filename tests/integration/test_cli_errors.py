@@ -70,6 +70,10 @@ CASES = {
     "wrong attribute": (["build", "--context", "WRONG_ATTRIBUTE", "--json"], {}, "(AttributeError: "),
     "key with underscore": (["build", "--context", "UNDERSCORE_KEY"], {}, "did you mean `health-path`?"),
     "demo and context": (["build", "--demo", "--context", "/tmp"], {}, "--demo and --context exclude each other"),
+    # Only the engine (or the registry behind it) can tell these: its answer, in one line.
+    "registry unreachable": (["base", "pull", "--registry", "127.0.0.1:1"], {}, "registry 127.0.0.1:1 is unreachable"),
+    "no such base": (["render", "--demo", "--base", "imgtool-test/no-such-base:2"], {}, "cannot be pulled"),
+    "not a PEM key": (["verify", "127.0.0.1:1/app:x", "--key", "/etc/hostname"], {}, "holds no PEM key"),
 }
 CONTEXT_TOKENS = ("BAD_CONFIG", "UNKNOWN_KEY", "NOT_IMPORTABLE", "SYNTAX_ERROR", "WRONG_ATTRIBUTE", "UNDERSCORE_KEY")
 

@@ -244,7 +244,10 @@ def test_output_in_missing_directory(tmp_path):
 
 @pytest.mark.parametrize(
     ("port_base", "message"),
-    [("65533", "--port-base 65533 puts 5 services on host ports 65533-65537"), ("80", "80 is not a TCP port: use 1024")],
+    [
+        ("65533", "--port-base 65533 puts 5 services on host ports 65533-65537"),
+        ("80", "80 is not a TCP port: use 1024"),
+    ],
 )
 def test_port_range_collision(tmp_path, port_base, message):
     output = tmp_path / "compose.yaml"

@@ -103,13 +103,21 @@ def builder_name(name: str) -> str:
     return validate.safe_words(name, "the builder name", 100)
 
 
+# What `docker buildx build --cache-to/--cache-from type=` accepts (buildx 0.29).
+CACHE_TYPES = ("registry", "local", "inline", "gha", "s3", "azblob")
+
+
 def cache_spec(spec: str) -> str:
     """A buildx cache spec (`type=...,key=value`) or a registry reference; `{server}` is filled in per server."""
     text = validate.safe_words(spec.replace("{server}", "server").replace(",", " ").replace("=", " "), "the cache")
     if "=" not in spec:
         validate.image_reference(text)
-    elif not all(pair.partition("=")[1] for pair in spec.split(",")):
+        return spec
+    pairs = dict(pair.partition("=")[::2] for pair in spec.split(","))
+    if not all(pair.partition("=")[1] for pair in spec.split(",")):
         raise UsageError(f"{spec[:80]!r} is not key=value,...: e.g. type=registry,ref=localhost:5000/cache")
+    if pairs.get("type", "registry") not in CACHE_TYPES:
+        raise UsageError(f"cache type {pairs['type'][:40]!r} is not one buildx has: use {', '.join(CACHE_TYPES)}")
     return spec
 
 
