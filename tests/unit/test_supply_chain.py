@@ -383,7 +383,7 @@ def test_staged_helper_files_have_one_fixed_time(tmp_path, monkeypatch):
 
 
 def test_verify_without_cosign_is_one_line_naming_how_to_get_it(tmp_path):
-    (tmp_path / "cosign.pub").write_text("")
+    (tmp_path / "cosign.pub").write_text("-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n")
     result = run_cli(
         "verify", "localhost:5000/app:1", "--key", str(tmp_path / "cosign.pub"), env={"PATH": "/nonexistent"}
     )
