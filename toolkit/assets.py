@@ -108,9 +108,14 @@ def ensure(arches: tuple[str, ...]) -> Path:
     dest = CACHE_DIR / "assets" / digest.hexdigest()[:16]
     if dest.is_dir():
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    # Staged beside the final path and renamed, so a concurrent or interrupted run never sees half.
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        # Staged beside the final path and renamed, so a concurrent or interrupted run never sees half.
+        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    except OSError as exc:
+        raise EnvironmentProblem(
+            f"cannot write imgtool's cache {dest.parent} ({exc.strerror}): fix its permissions or set XDG_CACHE_HOME"
+        ) from None
     try:
         stage(staging / "ctx", tuple(wheels))
         os.replace(staging / "ctx", dest)

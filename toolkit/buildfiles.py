@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.assets import copy_beside
-from toolkit.files import write_text_atomic
+from toolkit.files import write_problem, write_text_atomic
 from toolkit.plan import BuildPlan
 from toolkit.render import render_dockerfile
 
@@ -90,9 +90,11 @@ def write(
         if check is not None:
             check(temporary)
         for path, content in files.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(path, content)
+            write_text_atomic(path, content, parents=True)
         if assets is not None:
-            copy_beside(assets, assets_dir(output))
+            try:
+                copy_beside(assets, assets_dir(output))
+            except OSError as exc:
+                raise write_problem(Path(exc.filename or assets_dir(output)), exc) from None
 
     return write_text_atomic(output, text, before_replace=check_then_write_beside)

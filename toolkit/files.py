@@ -22,7 +22,8 @@ def _mode(path: Path) -> int:
     return 0o666 & ~umask
 
 
-def _problem(path: Path, exc: OSError) -> Exception:
+def write_problem(path: Path, exc: OSError) -> Exception:
+    """The one-line error for a failed write of `path`: a usage error where the user can pick another path."""
     directory = path.parent
     if isinstance(exc, FileNotFoundError) and not directory.is_dir():
         return UsageError(f"cannot write {path}: directory {directory} does not exist: create it or pick another path")
@@ -59,13 +60,13 @@ def write_atomic(
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise _problem(path, exc) from None
+            raise write_problem(path, exc) from None
     # A symlink stays one: what it points to is replaced.
     target = path.resolve() if path.is_symlink() else path
     try:
         fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
-        raise _problem(path, exc) from None
+        raise write_problem(path, exc) from None
     temporary = Path(name)
     try:
         try:
@@ -75,13 +76,13 @@ def write_atomic(
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as exc:
-            raise _problem(path, exc) from None
+            raise write_problem(path, exc) from None
         if before_replace is not None:
             before_replace(temporary)
         try:
             os.replace(temporary, target)
         except OSError as exc:
-            raise _problem(path, exc) from None
+            raise write_problem(path, exc) from None
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise

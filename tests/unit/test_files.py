@@ -88,3 +88,21 @@ def test_a_full_disk_keeps_the_old_file(tmp_path, monkeypatch):
         write_text_atomic(path, "new\n")
     assert path.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["workflow.yml"]
+
+
+def test_a_build_file_whose_helper_copy_cannot_be_written_is_one_usage_error_and_the_old_file_stays(
+    tmp_path, monkeypatch
+):
+    from toolkit import buildfiles
+
+    output = tmp_path / "compose.yaml"
+    output.write_text("old\n")
+
+    def refuse(context, dest):
+        raise PermissionError(errno.EACCES, "Permission denied", str(dest / "uv"))
+
+    monkeypatch.setattr(buildfiles, "copy_beside", refuse)
+    with pytest.raises(UsageError, match=r"cannot write .*\.imgtool/assets/uv: directory .* is not writable"):
+        buildfiles.write(output, "new\n", {tmp_path / ".imgtool" / "x.Dockerfile": "FROM scratch\n"}, tmp_path)
+    assert output.read_text() == "old\n"
+    assert not list(tmp_path.glob(".compose.yaml.*"))
