@@ -83,6 +83,8 @@ class BuildPlan:
     project_dir: str = PROJECT_DIR
     sbom_path: str = SBOM_PATH
     uid: int = USER_UID
+    # "distroless" or "debian" (config.RUNTIMES); a per-server base is always its own (debian) runtime.
+    runtime: str = "debian"
     # Things worth one line each before the build (e.g. a lock pinning the server outside its tested range).
     notes: tuple[str, ...] = ()
 
@@ -98,6 +100,21 @@ class BuildPlan:
         if self.config.src_layout:
             return f"{self.app_dir}:{self.app_dir}/src"
         return self.app_dir
+
+
+RUNTIME_LABEL = "imgtool.runtime"
+
+
+def resolve_runtime(config: Config, base: BaseImage) -> str:
+    """The runtime stage for this base: a per-server base (imgtool.lock) is the runtime itself."""
+    if not base.server_base:
+        return config.runtime
+    if config.runtime != "debian" and config.origins.get("runtime") == "pyproject":
+        raise UsageError(
+            f"runtime = {config.runtime!r} cannot be used with the per-server base {base.name} from imgtool.lock "
+            '(the base is the runtime, shared by every app on it): set runtime = "debian", or use --base IMAGE'
+        )
+    return "debian"
 
 
 def default_tag(config: Config, server: ServerSpec) -> str:
@@ -133,6 +150,7 @@ def make_plan(
         HEALTH_PATH_LABEL: config.health_path or "",
         ROUTES_LABEL: config.routes,
         "imgtool.sbom": SBOM_PATH,
+        RUNTIME_LABEL: resolve_runtime(config, base),
     }
     if base.digest:
         labels["org.opencontainers.image.base.digest"] = base.digest
@@ -157,6 +175,7 @@ def make_plan(
         command=tuple(server.argv(config.app)),
         env=env,
         labels=labels,
+        runtime=labels[RUNTIME_LABEL],
         notes=tuple(notes),
     )
 
