@@ -162,6 +162,7 @@ def make_plan(
         "IMGTOOL_DEFAULT_WORKERS": str(config.workers) if config.workers else server.default_workers,
         "IMGTOOL_APP": config.app,
         "IMGTOOL_PREFLIGHT": str(server.preflight_import),
+        **({"IMGTOOL_ONE_WORKER": server.single_process_workers} if server.single_process_workers else {}),
         **config.env,
     }
     requirements, notes = server_requirements(config, server, base)
