@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -117,8 +118,14 @@ def resolve_runtime(config: Config, base: BaseImage) -> str:
     return "debian"
 
 
+# Put before every default tag: test sessions (or engineers) sharing one engine keep their images apart.
+TAG_PREFIX_ENV = "IMGTOOL_TAG_PREFIX"
+
+
 def default_tag(config: Config, server: ServerSpec) -> str:
-    return f"imgtool-{config.app_name}:{server.name}"
+    """`imgtool-<app>:<server>`, after IMGTOOL_TAG_PREFIX. The one environment read below the CLI: every
+    command that names a default tag (build, test, bench, ...) gets it without a change to each of them."""
+    return validate_tag(f"{os.environ.get(TAG_PREFIX_ENV, '')}imgtool-{config.app_name}:{server.name}")
 
 
 def resolve_tag(config: Config, server: ServerSpec, tag: str | None, several: bool) -> str:
