@@ -425,6 +425,7 @@ def build_image(
             )
 
         built = run(key)
+        notes: list[str] = []
         if key is not None and built.returncode != 0:
             # A stub ran at import (the skeleton no longer fits), or a tty build whose output was not kept:
             # once more with the app itself, which reproduces any failure that was not the skeleton's.
@@ -435,12 +436,13 @@ def build_image(
 
                 importkey.forget(plan.config.context, plan.config.app)
                 key = None
+                notes.append(f"{stale or 'the build failed on the import-time skeleton'}: checked the app itself")
                 built = run(None)
     _raise_for_build(plan, built)
     if key is None and isinstance(plan, BuildPlan) and _skeleton_applies(plan, options):
         _remember_import_trace(client, plan, built.image_id)
     return dataclasses.replace(
-        _result(client, plan.server.name, plan.tag, built, options), warnings=_warnings(plan, built.output)
+        _result(client, plan.server.name, plan.tag, built, options), warnings=[*notes, *_warnings(plan, built.output)]
     )
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import functools
 import glob
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -294,17 +295,28 @@ class Root:
         if not self.dpkg.installed(package):
             raise Failure(f"Debian package {package} is not installed in the builder")
         self.packages.append(package)
-        elves = []
+        elves, copied = [], []
         for path in self.dpkg.files[package]:
             if keep(path):
                 added = self.copy(path)
-                if added and os.path.isfile(path) and not os.path.islink(path) and elf_dynamic(path):
-                    elves.append(added)
+                if added and os.path.isfile(path) and not os.path.islink(path):
+                    copied.append(added)
+                    if elf_dynamic(path):
+                        elves.append(added)
+        self.write_record(package, copied)
+        return elves
+
+    def write_record(self, package: str, files: list[str]) -> None:
+        """The package's dpkg status stanza, and the md5sums of the files it brought (status.d/<package>.md5sums,
+        as distroless does): the SBOM lists the package, and a test can prove its files are in the image."""
         status = os.path.join(self.root, STATUS_DIR, package)
         os.makedirs(os.path.dirname(status), exist_ok=True)
         with open(status, "w") as f:
             f.write(self.dpkg.status[package])
-        return elves
+        with open(status + ".md5sums", "w") as f:
+            for path in sorted(files):
+                with open(self.root + path, "rb") as copied:
+                    f.write(f"{hashlib.md5(copied.read()).hexdigest()}  {path.lstrip('/')}\n")
 
     def add_file_with_links(self, path: str) -> list[str]:
         """A file no package owns (e.g. /usr/local/lib/libpython3.12.so.1.0), with the symlinks that led to it."""
@@ -481,10 +493,9 @@ def build_python(root_dir: str, uid: int) -> None:
     for name, target in (("cert.pem", bundle), ("certs", "/etc/ssl/certs"), ("openssl.cnf", "/etc/ssl/openssl.cnf")):
         if not os.path.lexists(os.path.join(ssl_dir, name)):
             os.symlink(target, os.path.join(ssl_dir, name))
-    status = os.path.join(root_dir, STATUS_DIR, "ca-certificates")
     if dpkg.installed("ca-certificates"):
-        with open(status, "w") as f:
-            f.write(dpkg.status["ca-certificates"])
+        # The bundle is update-ca-certificates' output from the package's certificates: the package's record.
+        root.write_record("ca-certificates", [canonical(bundle)])
 
     etc = os.path.join(root_dir, "etc")
     os.makedirs(etc, exist_ok=True)
