@@ -156,7 +156,7 @@ def test_render_prints_the_dockerfile_build_uses(reference_images):
     result = run_cli("render", "--demo", "--server", "hypercorn")
     assert result.returncode == 0
     stages = [line.split()[-1] for line in result.stdout.splitlines() if line.startswith("FROM ") and " AS " in line]
-    assert stages[:2] == ["builder", "runtime"] and '"hypercorn"' in result.stdout
+    assert stages[:2] == ["deps", "builder"] and "runtime" in stages and '"hypercorn"' in result.stdout
 
 
 def test_base_list_shows_the_base_in_use(docker_client, reference_images):
