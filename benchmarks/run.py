@@ -5,7 +5,7 @@
 
 What it does (everything on this machine; traffic only to 127.0.0.1 and the containers it starts):
   1. image size: each server's imgtool image in total (distroless runtime), granian also with the Debian
-     runtime (--runtime debian); what imgtool adds over its runtime (venv + app: the image less the runtime
+     runtime (runtime = "debian"); what imgtool adds over its runtime (venv + app: the image less the runtime
      root's layers, or less the base) vs what naive.Dockerfile / uv-multistage.Dockerfile add over the base
   2. imgtool: code-only rebuild (one line of app.py changed) vs no-op rebuild
   3. cold build: imgtool vs docker-init.Dockerfile. Cold = --no-cache AND BuildKit's cache mounts
@@ -98,12 +98,10 @@ class Run:
         self.image_ids.add(image.id)
         return seconds, int(image.attrs["Size"])
 
-    def imgtool_build(
-        self, context: Path, server: str, tag: str, no_cache: bool = False, runtime: str | None = None
-    ) -> tuple[float, int]:
+    def imgtool_build(self, context: Path, server: str, tag: str, no_cache: bool = False) -> tuple[float, int]:
         """`imgtool build`; the time is its buildx run (what `imgtool build` reports)."""
         command = [sys.executable, "-m", "toolkit", "build", "--server", server, "--context", str(context)]
-        command += ["--tag", tag, "--base", BASE, "--json", *(("--runtime", runtime) if runtime else ())]
+        command += ["--tag", tag, "--base", BASE, "--json"]
         if no_cache:
             command.append("--no-cache")
         self.tags.append(tag)
@@ -285,9 +283,15 @@ def main() -> int:
             log("builds: naive, uv-multistage")
             _, size_naive = run.buildx(HERE / "naive.Dockerfile", ref_ctx, run.tag("naive"))
             _, size_uv = run.buildx(HERE / "uv-multistage.Dockerfile", ref_ctx, run.tag("uv-multistage"))
-            log("build: imgtool granian with the Debian runtime (--runtime debian)")
+            log('build: imgtool granian with the Debian runtime ([tool.imgtool] runtime = "debian")')
+            debian_ctx = scratch / "app-debian"
+            shutil.copytree(app_ctx, debian_ctx)
+            pyproject = debian_ctx / "pyproject.toml"
+            pyproject.write_text(
+                pyproject.read_text().replace("[tool.imgtool]\n", '[tool.imgtool]\nruntime = "debian"\n')
+            )
             debian_tag = run.tag("imgtool-debian:granian")
-            _, size_debian = run.imgtool_build(app_ctx, "granian", debian_tag, runtime="debian")
+            _, size_debian = run.imgtool_build(debian_ctx, "granian", debian_tag)
             runtime_root = runtime_root_bytes(run.client, imgtool_tag)
             added = {
                 "imgtool": size_imgtool - runtime_root,
@@ -316,7 +320,7 @@ def main() -> int:
                 "1. size added over the runtime: imgtool / naive",
                 f"{mb['imgtool']:.0f} MB over its {runtime_root / 1e6:.0f} MB runtime root vs {mb['naive']:.0f} MB "
                 f"over the base (uv multi-stage {mb['uv-multistage']:.0f} MB, docker-init {mb['docker-init']:.0f} MB, "
-                f"imgtool --runtime debian {mb['imgtool-debian']:.0f} MB)",
+                f"imgtool, Debian runtime {mb['imgtool-debian']:.0f} MB)",
                 r1,
                 "≤ 0.5 and < uv multi-stage",
                 r1 <= 0.5 and added["imgtool"] < added["uv-multistage"],
