@@ -159,7 +159,7 @@ def test_litestar_hello_world_pdm_lock(docker_client, tags, tmp_path):
 def test_full_stack_template_poetry_1_8_lock(docker_client, tags, tmp_path):
     project = copy_project("full-stack-fastapi-poetry", tmp_path)
     bust_app_layer(project)
-    image = "imgtool-full-stack-fastapi-poetry"  # no [project] name: the directory's
+    image = f"{TAG_PREFIX}imgtool-full-stack-fastapi-poetry"  # no [project] name: the directory's
     tags.update(f"{image}:{server}" for server in SERVERS)
     stderr = build(project, "granian")
     assert "app: app.main:app, detected (app = FastAPI(...) in app.main)" in stderr
