@@ -45,3 +45,8 @@ def test_the_skeleton_is_used_only_for_plain_local_builds():
         BuildOptions(output=("--output", "type=oci,dest=x.tar")),
     ):
         assert not engine._skeleton_applies(local, options), options
+
+
+def test_the_tag_prefix_goes_before_every_default_tag(monkeypatch):
+    monkeypatch.setenv("IMGTOOL_TAG_PREFIX", "wt18b-")
+    assert plan().tag == "wt18b-imgtool-reference-app:granian"
