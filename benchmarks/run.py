@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Measure issue 7's six targets in one run, side by side, and print each as a ratio.
+"""Measure issue 7's six targets and issue 18's size, rebuild and start-up targets in one run, as ratios.
 
     .venv/bin/python benchmarks/run.py [--duration 10s] [--starts 10] [--output benchmarks/results.json]
 
 What it does (everything on this machine; traffic only to 127.0.0.1 and the containers it starts):
-  1. image size over the base: imgtool (granian) vs naive.Dockerfile vs uv-multistage.Dockerfile
+  1. image size: each server's imgtool image in total (distroless runtime), granian also with the Debian
+     runtime (runtime = "debian"); what imgtool adds over its runtime (venv + app: the image less the runtime
+     root's layers, or less the base) vs what naive.Dockerfile / uv-multistage.Dockerfile add over the base
   2. imgtool: code-only rebuild (one line of app.py changed) vs no-op rebuild
   3. cold build: imgtool vs docker-init.Dockerfile. Cold = --no-cache AND BuildKit's cache mounts
      emptied with `docker builder prune -f --filter type=exec.cachemount` before each cold build.
@@ -171,6 +173,15 @@ class Run:
                     self.client.images.remove(image_id)
 
 
+def runtime_root_bytes(client, ref: str) -> int:
+    """The distroless runtime's own layers (`COPY --from=runtime-python|runtime-libs /rootfs/ /`): its "base"."""
+    return sum(
+        int(layer["Size"])
+        for layer in client.api.history(ref)
+        if layer.get("CreatedBy", "").startswith("COPY /rootfs/ /")
+    )
+
+
 def stop(process: subprocess.Popen) -> None:
     if process.poll() is not None:
         return
@@ -272,19 +283,44 @@ def main() -> int:
             log("builds: naive, uv-multistage")
             _, size_naive = run.buildx(HERE / "naive.Dockerfile", ref_ctx, run.tag("naive"))
             _, size_uv = run.buildx(HERE / "uv-multistage.Dockerfile", ref_ctx, run.tag("uv-multistage"))
+            log('build: imgtool granian with the Debian runtime ([tool.imgtool] runtime = "debian")')
+            debian_ctx = scratch / "app-debian"
+            shutil.copytree(app_ctx, debian_ctx)
+            pyproject = debian_ctx / "pyproject.toml"
+            pyproject.write_text(
+                pyproject.read_text().replace("[tool.imgtool]\n", '[tool.imgtool]\nruntime = "debian"\n')
+            )
+            debian_tag = run.tag("imgtool-debian:granian")
+            _, size_debian = run.imgtool_build(debian_ctx, "granian", debian_tag)
+            runtime_root = runtime_root_bytes(run.client, imgtool_tag)
             added = {
-                "imgtool": size_imgtool - base_size,
+                "imgtool": size_imgtool - runtime_root,
+                "imgtool-debian": size_debian - base_size,
                 "naive": size_naive - base_size,
                 "uv-multistage": size_uv - base_size,
                 "docker-init": size_init - base_size,
             }
-            results["sizes"] = {"base": base_size, "added_over_base": added}
+            results["sizes"] = {
+                "base": base_size,
+                "runtime_root": runtime_root,
+                "total": {"imgtool": size_imgtool, "imgtool-debian": size_debian, "naive": size_naive},
+                "added_over_base": added,
+            }
             mb = {k: v / 1e6 for k, v in added.items()}
+            row(
+                "1. image size, granian + bundled app (distroless)",
+                f"{size_imgtool / 1e6:.0f} MB (Debian runtime {size_debian / 1e6:.0f} MB; the base alone "
+                f"{base_size / 1e6:.0f} MB; naive {size_naive / 1e6:.0f} MB)",
+                ratio(size_imgtool, size_debian),
+                "≤ 110 MB",
+                size_imgtool <= 110e6,
+            )
             r1 = ratio(added["imgtool"], added["naive"])
             row(
-                "1. size added over base: imgtool / naive",
-                f"{mb['imgtool']:.0f} MB vs {mb['naive']:.0f} MB (uv multi-stage {mb['uv-multistage']:.0f} MB, "
-                f"docker-init {mb['docker-init']:.0f} MB; base {base_size / 1e6:.0f} MB)",
+                "1. size added over the runtime: imgtool / naive",
+                f"{mb['imgtool']:.0f} MB over its {runtime_root / 1e6:.0f} MB runtime root vs {mb['naive']:.0f} MB "
+                f"over the base (uv multi-stage {mb['uv-multistage']:.0f} MB, docker-init {mb['docker-init']:.0f} MB, "
+                f"imgtool, Debian runtime {mb['imgtool-debian']:.0f} MB)",
                 r1,
                 "≤ 0.5 and < uv multi-stage",
                 r1 <= 0.5 and added["imgtool"] < added["uv-multistage"],
@@ -317,11 +353,22 @@ def main() -> int:
 
             # ---- the other servers' imgtool images (warm cache) ----
             server_tags = {"granian": imgtool_tag}
+            server_sizes = {"granian": size_imgtool}
             for name in SERVERS:
                 if name != "granian":
                     log(f"build: imgtool {name}")
                     server_tags[name] = run.tag(f"imgtool:{name}")
-                    run.imgtool_build(app_ctx, name, server_tags[name])
+                    _, server_sizes[name] = run.imgtool_build(app_ctx, name, server_tags[name])
+            results["sizes"]["per_server"] = server_sizes
+            rows.append(
+                (
+                    "1. image size per server (distroless)",
+                    ", ".join(f"{name} {size / 1e6:.0f} MB" for name, size in server_sizes.items()),
+                    "-",
+                    f"< the base ({base_size / 1e6:.0f} MB)",
+                    "yes" if max(server_sizes.values()) < base_size else "**no**",
+                )
+            )
 
             with bench.Bench(run.client, run_id) as runner:
                 # ---- 4: docker run -> first 200, interleaved starts ----

@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Every imgtool run in this pytest session labels its containers with this id, so leftover
 # checks see only this session's containers, even while another session runs beside it.
 RUN_ID = f"pytest-{os.getpid()}-{secrets.token_hex(3)}"
+# Put before every default tag by imgtool (IMGTOOL_TAG_PREFIX): sessions sharing one engine keep apart.
+TAG_PREFIX = os.environ.get("IMGTOOL_TAG_PREFIX", "")
 
 
 def pytest_collection_modifyitems(items):

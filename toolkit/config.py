@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from toolkit import IMAGES_DIR, validate
@@ -55,6 +56,7 @@ _KNOWN_KEYS = {
     "env",
     "build-args",
     "exclude",
+    "runtime",
     # Private package indexes (toolkit/indexes.py); credentials only ever from the environment.
     "index-url",
     "extra-index-url",
@@ -62,6 +64,16 @@ _KNOWN_KEYS = {
 # "reference": the app serves the bundled app's routes (/info, /ws, /stream, /slow), so the
 # smoke suite can check every protocol; "generic": only the health path is known.
 ROUTE_PROFILES = ("generic", "reference")
+# The runtime stage. "distroless": the interpreter, its standard library and the C libraries the app's wheels
+# link, assembled from the base's Debian packages into an empty image (no shell, apt, dpkg or perl).
+# "debian": the base image itself, with a shell and apt, for apps that run shell commands or need packages'
+# maintainer scripts. With apt-packages and no runtime set, "debian" (those packages may need their scripts).
+class Runtime(StrEnum):
+    distroless = "distroless"
+    debian = "debian"
+
+
+DEFAULT_RUNTIME = Runtime.distroless
 
 
 @dataclass(frozen=True)
@@ -86,6 +98,7 @@ class Config:
     # and pygments, which only its test factories and CLI use; the build's import check and the
     # smoke suite prove the app runs without them.
     exclude: tuple[str, ...] = ()
+    runtime: Runtime = DEFAULT_RUNTIME
     env: dict[str, str] = field(default_factory=dict)
     build_args: dict[str, str] = field(default_factory=dict)
     # Package indexes the build's uv uses besides (or instead of) PyPI: [tool.imgtool] and [[tool.uv.index]].
@@ -193,6 +206,20 @@ def _workers(settings: dict) -> int | None:
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
         raise UsageError(f"[tool.imgtool] workers = {workers!r} is not a positive number: e.g. workers = 2")
     return workers
+
+
+def _runtime(settings: dict, origins: dict[str, str]) -> Runtime:
+    runtime = settings.get("runtime")
+    if runtime is None:
+        if settings.get("apt-packages"):
+            origins["runtime"] = "default (debian: apt-packages are installed with their maintainer scripts)"
+            return Runtime.debian
+        return DEFAULT_RUNTIME
+    if runtime not in tuple(Runtime):
+        raise UsageError(
+            f'[tool.imgtool] runtime = {runtime!r} is not one of {", ".join(Runtime)}: e.g. runtime = "debian"'
+        )
+    return Runtime(runtime)
 
 
 def _apt_packages(settings: dict) -> tuple[str, ...]:
@@ -357,6 +384,7 @@ def load_config(
         workers=_workers(settings),
         apt_packages=_apt_packages(settings),
         exclude=_exclude(settings),
+        runtime=_runtime(settings, origins),
         env=_string_table(settings, "env", _RESERVED_ENV),
         build_args=_string_table(settings, "build-args"),
         indexes=indexes,
@@ -385,6 +413,7 @@ def describe_config(config: Config, servers: tuple[str, ...], servers_origin: st
         "workers": config.workers if config.workers is not None else "one per CPU (server default)",
         "apt-packages": list(config.apt_packages),
         "exclude": list(config.exclude),
+        "runtime": config.runtime,
         "env": config.env,
         "build-args": config.build_args,
         "check-env": sorted(config.check_env),

@@ -132,8 +132,9 @@ def dev_plan(plan: BuildPlan) -> BuildPlan:
     server = replace(plan.server, command=tuple(shlex.split(mode.command)))
     server_packages = () if plan.base.server_base else plan.server.packages
     requirements = tuple(dict.fromkeys((*config.dependencies, *server_packages, *mode.packages)))
+    # The reloaders need their supervisor process: no single-process mode (IMGTOOL_ONE_WORKER).
     env = {
-        **plan.env,
+        **{key: value for key, value in plan.env.items() if key != "IMGTOOL_ONE_WORKER"},
         "IMGTOOL_DEFAULT_WORKERS": "1",
         # No import pre-check: with a broken edit the reloader must keep running for the next save.
         "IMGTOOL_PREFLIGHT": "0",

@@ -22,6 +22,7 @@ import docker
 import docker.errors
 
 from toolkit.assets import docker_arch
+from toolkit.containers import LABEL
 from toolkit.errors import BuildFailed, EnvironmentProblem, UsageError
 from toolkit.indexes import BuildSecret
 from toolkit.plan import BuildOptions, BuildPlan, ServerBasePlan, buildx_argv
@@ -406,22 +407,99 @@ def build_image(
         context = plan.config.context if isinstance(plan, BuildPlan) else Path(empty)
         if options.epoch is not None:
             return _build_reproducible(client, plan, context, dockerfile, ca_cert, options, show_progress)
-        built = _buildx(
-            dockerfile,
-            plan.tag,
-            context,
-            plan.assets_context,
-            ca_cert,
-            options.flags(plan.server.name),
-            show_progress,
-            options.docker_context,
-            options.secrets,
-            _check_env(plan),
-        )
+        key = _import_key(plan, options)
+
+        def run(import_key: Path | None) -> _Built:
+            named = ("--build-context", f"{IMPORT_KEY_CONTEXT}={import_key}") if import_key else ()
+            return _buildx(
+                dockerfile,
+                plan.tag,
+                context,
+                plan.assets_context,
+                ca_cert,
+                (*named, *options.flags(plan.server.name)),
+                show_progress,
+                options.docker_context,
+                options.secrets,
+                _check_env(plan),
+            )
+
+        built = run(key)
+        notes: list[str] = []
+        if key is not None and built.returncode != 0:
+            # A stub ran at import (the skeleton no longer fits), or a tty build whose output was not kept:
+            # once more with the app itself, which reproduces any failure that was not the skeleton's.
+            stale = _marked(built.output, IMPORT_STALE_MARKER)
+            if stale or not built.output:
+                assert isinstance(plan, BuildPlan)
+                from toolkit import importkey
+
+                importkey.forget(plan.config.context, plan.config.app)
+                key = None
+                notes.append(f"{stale or 'the build failed on the import-time skeleton'}: checked the app itself")
+                built = run(None)
     _raise_for_build(plan, built)
+    if key is None and isinstance(plan, BuildPlan) and _skeleton_applies(plan, options):
+        _remember_import_trace(client, plan, built.image_id)
     return dataclasses.replace(
-        _result(client, plan.server.name, plan.tag, built, options), warnings=_warnings(plan, built.output)
+        _result(client, plan.server.name, plan.tag, built, options), warnings=[*notes, *_warnings(plan, built.output)]
     )
+
+
+# The import check's key (toolkit/importkey.py): a named context that replaces the `import-key` stage.
+IMPORT_KEY_CONTEXT = "import-key"
+IMPORT_STALE_MARKER = "imgtool-import-stale: "
+IMPORT_REPORT = "import-check.json"
+
+
+def _skeleton_applies(plan: BuildPlan | ServerBasePlan, options: BuildOptions) -> bool:
+    """A plain build loaded into this engine, of an app imported from its own directory (not installed wheels)."""
+    return (
+        isinstance(plan, BuildPlan)
+        and not (options.push or options.builder or options.output or options.no_cache)
+        and not plan.deps.install_paths
+    )
+
+
+def _import_key(plan: BuildPlan | ServerBasePlan, options: BuildOptions) -> Path | None:
+    """The app's import-time skeleton for the import check, when an earlier full check left its trace."""
+    if not isinstance(plan, BuildPlan) or not _skeleton_applies(plan, options):
+        return None
+    from toolkit import importkey
+
+    return importkey.prepare(plan.config.context, plan.config.app, plan.app_dir, plan.config.project_path)
+
+
+def _remember_import_trace(client: docker.DockerClient, plan: BuildPlan, image_id: str) -> None:
+    """Keep what ran at the full import check (the image's report) for the next build's skeleton."""
+    from toolkit import importkey
+
+    report = read_image_json(client, image_id, f"{plan.assets_dir}/{IMPORT_REPORT}")
+    if report is not None:
+        importkey.remember(plan.config.context, plan.config.app, report)
+
+
+def read_image_json(client: docker.DockerClient, image_id: str, path: str) -> dict | None:
+    """A small JSON file from an image's filesystem, read from a created (never started) container."""
+    import io
+    import tarfile
+
+    if not image_id:
+        return None
+    try:
+        container = client.containers.create(image_id, labels={LABEL: "read-file"})
+    except docker.errors.APIError:
+        return None
+    try:
+        stream, _ = container.get_archive(path)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+            member = archive.next()
+            data = archive.extractfile(member) if member is not None else None
+            return json.loads(data.read()) if data is not None else None
+    except (docker.errors.NotFound, ValueError, tarfile.TarError):
+        return None
+    finally:
+        container.remove(force=True)
 
 
 def _build_reproducible(
@@ -496,6 +574,9 @@ def _raise_for_build(plan: BuildPlan | ServerBasePlan, built: _Built) -> None:
                 f"{plan.config.app} cannot be imported in the image ({import_error}): "
                 "fix the app or add the missing dependency"
             )
+        runtime_error = _marked(built.output, "imgtool-runtime: ")
+        if runtime_error:
+            raise UsageError(f"the {plan.runtime} runtime for {plan.tag} cannot be assembled: {runtime_error}")
     if any("Cache export is not supported" in line for line in built.output):
         raise EnvironmentProblem(f"this builder cannot export a registry cache: {CONTAINERD_STORE_HINT}")
     raise BuildFailed(f"building {plan.tag} failed: {_build_error(built.output)}")

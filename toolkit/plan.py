@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from toolkit import __version__, lockfiles, validate
 from toolkit.assets import CONTEXT_NAME
-from toolkit.config import Config
+from toolkit.config import Config, Runtime
 from toolkit.containers import (
     APP_LABEL,
     HEALTH_PATH_LABEL,
@@ -87,6 +88,8 @@ class BuildPlan:
     project_dir: str = PROJECT_DIR
     sbom_path: str = SBOM_PATH
     uid: int = USER_UID
+    # config.Runtime; a per-server base is always its own (debian) runtime.
+    runtime: str = "debian"
     # Things worth one line each before the build (e.g. a lock pinning the server outside its tested range).
     notes: tuple[str, ...] = ()
 
@@ -104,8 +107,29 @@ class BuildPlan:
         return self.app_dir
 
 
+RUNTIME_LABEL = "imgtool.runtime"
+
+
+def resolve_runtime(config: Config, base: BaseImage) -> str:
+    """The runtime stage for this base: a per-server base (imgtool.lock) is the runtime itself."""
+    if not base.server_base:
+        return config.runtime
+    if config.runtime != Runtime.debian and config.origins.get("runtime") == "pyproject":
+        raise UsageError(
+            f"runtime = {config.runtime!r} cannot be used with the per-server base {base.name} from imgtool.lock "
+            '(the base is the runtime, shared by every app on it): set runtime = "debian", or use --base IMAGE'
+        )
+    return "debian"
+
+
+# Put before every default tag: test sessions (or engineers) sharing one engine keep their images apart.
+TAG_PREFIX_ENV = "IMGTOOL_TAG_PREFIX"
+
+
 def default_tag(config: Config, server: ServerSpec) -> str:
-    return f"imgtool-{config.app_name}:{server.name}"
+    """`imgtool-<app>:<server>`, after IMGTOOL_TAG_PREFIX. The one environment read below the CLI: every
+    command that names a default tag (build, test, bench, ...) gets it without a change to each of them."""
+    return validate.image_tag(f"{os.environ.get(TAG_PREFIX_ENV, '')}imgtool-{config.app_name}:{server.name}")
 
 
 def resolve_tag(config: Config, server: ServerSpec, tag: str | None, several: bool) -> str:
@@ -137,6 +161,7 @@ def make_plan(
         HEALTH_PATH_LABEL: config.health_path or "",
         ROUTES_LABEL: config.routes,
         "imgtool.sbom": SBOM_PATH,
+        RUNTIME_LABEL: resolve_runtime(config, base),
     }
     if base.digest:
         labels["org.opencontainers.image.base.digest"] = base.digest
@@ -148,6 +173,7 @@ def make_plan(
         "IMGTOOL_DEFAULT_WORKERS": str(config.workers) if config.workers else server.default_workers,
         "IMGTOOL_APP": config.app,
         "IMGTOOL_PREFLIGHT": str(server.preflight_import),
+        **({"IMGTOOL_ONE_WORKER": server.single_process_workers} if server.single_process_workers else {}),
         **config.env,
     }
     requirements, notes = server_requirements(config, server, base)
@@ -161,6 +187,7 @@ def make_plan(
         command=tuple(server.argv(config.app)),
         env=env,
         labels=labels,
+        runtime=labels[RUNTIME_LABEL],
         notes=tuple(notes),
     )
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import jinja2
 
 from toolkit import IMAGES_DIR, __version__
+from toolkit.config import Runtime
+from toolkit.detect import DependencyKind
 from toolkit.indexes import BuildSecret, build_secrets
 from toolkit.plan import BuildPlan, ServerBasePlan, buildx_argv
 
@@ -31,6 +33,8 @@ def _environment(**syntax: str) -> jinja2.Environment:
 
 
 _ENV = _environment()
+# The closed choices the templates compare against, by name rather than by literal.
+_ENV.globals.update(DependencyKind=DependencyKind, Runtime=Runtime)
 # GitHub's `${{ }}` expressions stay literal: workflow templates speak [[ ]] and [% %].
 _WORKFLOW_ENV = _environment(
     variable_start_string="[[",

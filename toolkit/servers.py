@@ -57,6 +57,9 @@ class ServerSpec:
     # servers that mishandle an app failing to import: the container must exit non-zero at once,
     # with the traceback in its log. 0: never needed (it costs the app's import time at start).
     preflight_import: int = 0
+    # The worker count that makes the server serve in its own process, used when one worker is wanted: no
+    # supervisor process, one import of the app (the launcher fills it in for $WORKERS). None: no such mode.
+    single_process_workers: str | None = None
     deprecation: str | None = None
     # How `{app}` is written for an app factory (`module:create_app()`): the argv items that replace it,
     # where `{app}` is the plain `module:create_app`. None: the server cannot call factories.
@@ -150,8 +153,11 @@ SERVERS: dict[str, ServerSpec] = {
             # With several workers, hypercorn's parent kills busy workers when an idle one exits
             # first, losing in-flight requests (SERVERS.md): one worker unless WEB_CONCURRENCY says.
             default_workers="1",
-            # hypercorn exits 0 when the app fails to import (tested), with any worker count.
-            preflight_import=1,
+            # One worker is `--workers 0`: hypercorn serves in its own process (hypercorn.run: workers == 0), so a
+            # start costs one interpreter and one import of the app, and an app that fails to import exits 1.
+            single_process_workers="0",
+            # With worker processes hypercorn exits 0 when the app fails to import (tested).
+            preflight_import=2,
             # A dead worker stops the whole server, exit code 0 (tested): recovery is the restart
             # policy, and it must be unless-stopped or always, not on-failure.
             respawns_workers=False,

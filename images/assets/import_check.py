@@ -1,7 +1,7 @@
 """Build-time check: the app imports and has its ASGI attribute, so a broken app fails the build.
 
-    import_check.py MODULE:ATTR                 import the app
-    import_check.py --collectstatic SETTINGS    run Django's collectstatic (STATIC_ROOT is set)
+    import_check.py MODULE:ATTR [--report FILE]  import the app (in the image's runtime, the app at the cwd)
+    import_check.py --collectstatic SETTINGS     run Django's collectstatic (STATIC_ROOT is set)
 
 Fails the build (exit 1) when the app's code cannot even be loaded: a missing module (ImportError),
 a syntax error, or no such `module:attr`. Anything else the app raises while importing (settings read
@@ -12,6 +12,14 @@ imports can run for real without any value reaching a layer or the image's histo
 
 Prints one line: `imgtool-import-check:` naming a failure, `imgtool-import-check-warning:`, or
 `imgtool-import-check-ok:`; imgtool turns the first two into its own messages.
+
+With --report it also records which of the app's functions ran during the import (a trace hook, only for
+files under the working directory) and writes them to FILE: `imgtool build` turns every other function's
+body into a stub for the next build's check (stage `import-key`, toolkit/importkey.py), so an edit to a body
+that does not run at import leaves the check's inputs unchanged and BuildKit reuses its result. A stub marks
+itself with a local variable named STUB_MARKER; if one runs (the import took another path), the check cannot
+vouch for the real code and says so with one `imgtool-import-stale:` line and exit 3, and imgtool builds
+again with the app itself.
 """
 
 import importlib
@@ -22,6 +30,8 @@ import traceback
 
 CHECK_ENV = "/run/secrets/check-env"
 FATAL = (ImportError, SyntaxError)
+# Must equal toolkit.importkey.STUB_MARKER (a unit test keeps them the same).
+STUB_MARKER = "_imgtool_stub_"
 
 
 def load_check_env(path=None):
@@ -43,28 +53,79 @@ def _line(kind, exc):
     return f"imgtool-{kind}: {type(exc).__name__}: {message[:200]}"
 
 
-def check_app(app, check_env=()):
+def _qualname(code):
+    return getattr(code, "co_qualname", code.co_name)
+
+
+def _import(app):
+    """(the app object or None, (kind, exception) or None, the app's code objects that ran).
+
+    kind: "import-check" fails the build (the code cannot be loaded, or no such `module:attr`),
+    "import-check-warning" does not (the app raised something else while importing)."""
     module_name, _, attribute = app.partition(":")
+    root = os.getcwd().rstrip("/") + "/"
+    ran = set()
+
+    # A global trace function that returns None sees each Python call once and traces no lines (about half
+    # the cost of a profile hook, which also sees every call into C).
+    def trace(frame, event, arg):
+        if event == "call" and frame.f_code.co_filename.startswith(root):
+            ran.add(frame.f_code)
+
+    sys.settrace(trace)
     try:
         module = importlib.import_module(module_name)
     except FATAL as exc:
-        traceback.print_exc()
-        print(_line("import-check", exc), flush=True)
-        return 1
+        return None, ("import-check", exc), ran
     except (Exception, SystemExit) as exc:
-        traceback.print_exc()
-        print(_line("import-check-warning", exc), flush=True)
-        return 0
+        return None, ("import-check-warning", exc), ran
+    finally:
+        sys.settrace(None)
     target = module
     try:
         for part in attribute.removesuffix("()").split("."):
             target = getattr(target, part)
     except AttributeError as exc:
-        print(_line("import-check", exc), flush=True)
-        return 1
+        return None, ("import-check", exc), ran
+    return target, None, ran
+
+
+def write_report(path, app, ran):
+    root = os.getcwd().rstrip("/") + "/"
+    # Functions only: class bodies and comprehensions run too, but are never stubbed (CO_NEWLOCALS: 0x2).
+    executed = sorted(
+        {
+            (os.path.relpath(code.co_filename, root), _qualname(code))
+            for code in ran
+            if code.co_name[0] != "<" and code.co_flags & 0x2
+        }
+    )
+    with open(path, "w", encoding="utf-8") as handle:
+        # Before Python 3.11 code objects have no qualified name: imgtool then keeps every body.
+        json.dump({"app": app, "executed": executed, "qualnames": hasattr(_import.__code__, "co_qualname")}, handle)
+
+
+def check_app(app, check_env=(), report=None):
+    target, failure, ran = _import(app)
+    stubs = sorted(_qualname(code) for code in ran if STUB_MARKER in code.co_varnames)
+    if stubs:
+        print(f"imgtool-import-stale: stubbed function(s) ran at import: {', '.join(stubs)}", flush=True)
+        return 3
+    if failure is not None:
+        kind, exc = failure
+        if not isinstance(exc, AttributeError) or kind != "import-check":
+            traceback.print_exception(type(exc), exc, exc.__traceback__)
+        print(_line(kind, exc), flush=True)
+        if kind == "import-check":
+            return 1
+        if report:
+            write_report(report, app, ran)
+        return 0
     if not callable(target):
         print(f"imgtool-import-check: TypeError: {app} is not callable (an ASGI app or a factory)", flush=True)
         return 1
+    if report:
+        write_report(report, app, ran)
     names = f" with check-env {', '.join(check_env)}" if check_env else ""
     print(f"imgtool-import-check-ok: {app} imported{names}", flush=True)
     return 0
@@ -89,7 +150,8 @@ def main(argv):
     names = load_check_env()
     if argv[:1] == ["--collectstatic"]:
         return collectstatic(argv[1])
-    return check_app(argv[0], names)
+    report = argv[argv.index("--report") + 1] if "--report" in argv else None
+    return check_app(argv[0], names, report)
 
 
 if __name__ == "__main__":

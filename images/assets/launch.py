@@ -1,7 +1,11 @@
-"""Container entrypoint: fill in $PORT and $WORKERS, then exec the server (it becomes PID 1).
+"""Container entrypoint: fill in $PORT and $WORKERS, then become the server (PID 1).
 
+A server started by a console script of this venv runs in this very process (the script is run as
+__main__, as its own interpreter would): no second interpreter start. Anything else is exec'd.
 With IMGTOOL_PREFLIGHT=N (N > 0) the app is imported first when N or more workers will run, for
-servers that would otherwise respawn a crashing app forever or exit 0 (see the registry).
+servers that would otherwise respawn a crashing app forever or exit 0 (see the registry); the server is
+then exec'd, so its supervisor does not keep the app's modules. IMGTOOL_ONE_WORKER is the worker count
+that makes the server serve in its own process (hypercorn: 0), used when one worker is wanted.
 Workers come from WEB_CONCURRENCY when set, else from the CPUs this container may use
 (cgroup quota and cpuset), never the host's CPU count: one worker per host core OOMs big hosts.
 """
@@ -60,12 +64,44 @@ def preflight_import(app):
         sys.exit(1)
 
 
+def python_script(name):
+    """The path of `name` on PATH when it is a script for this very interpreter (a venv console script)."""
+    if os.sep in name:
+        candidates = [name]
+    else:
+        candidates = [os.path.join(d, name) for d in os.environ.get("PATH", os.defpath).split(os.pathsep) if d]
+    for path in candidates:
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            try:
+                with open(path, "rb") as f:
+                    first = f.readline(256)
+            except OSError:
+                return None
+            interpreter = first[2:].decode(errors="replace").split()[0] if first.startswith(b"#!") else ""
+            same = interpreter and os.path.realpath(interpreter) == os.path.realpath(sys.executable)
+            return path if same else None
+    return None
+
+
+def run_in_process(path, argv):
+    """Run a console script as this process's __main__, as `python path argv...` would (never returns)."""
+    import runpy
+
+    sys.argv = [path, *argv]
+    sys.path[0] = os.path.dirname(path)  # not this launcher's directory: its files must not shadow the app's
+    runpy.run_path(path, run_name="__main__")
+    sys.exit(0)
+
+
 def main(argv):
     if not argv:
         sys.exit("launch.py: no server command given")
     count = workers()
+    if count == "1" and os.environ.get("IMGTOOL_ONE_WORKER"):
+        count = os.environ["IMGTOOL_ONE_WORKER"]
     threshold = int(os.environ.get("IMGTOOL_PREFLIGHT", "0") or 0)
-    if threshold and count.isdigit() and int(count) >= threshold and os.environ.get("IMGTOOL_APP"):
+    preflight = bool(threshold and count.isdigit() and int(count) >= threshold and os.environ.get("IMGTOOL_APP"))
+    if preflight:
         preflight_import(os.environ["IMGTOOL_APP"])
     values = {"$PORT": os.environ.get("PORT", "8000"), "$WORKERS": count}
     command = []
@@ -73,6 +109,9 @@ def main(argv):
         for token, value in values.items():
             arg = arg.replace(token, value)
         command.append(arg)
+    script = None if preflight else python_script(command[0])
+    if script is not None:
+        run_in_process(script, command[1:])
     os.execvp(command[0], command)
 
 

@@ -21,13 +21,13 @@ import docker
 import httpx
 import pytest
 
-from tests.conftest import ROOT, RUN_ID, cli_env, run_cli
+from tests.conftest import ROOT, RUN_ID, TAG_PREFIX, cli_env, run_cli
 from toolkit import containers
 from toolkit.config import BUNDLED_APP_CONTEXT
 from toolkit.servers import SERVERS
 from toolkit.smoke.checks import Target
 
-BROKEN_PREFIX = "imgtool-test-broken"
+BROKEN_PREFIX = f"{TAG_PREFIX}imgtool-test-broken"
 REGISTRY_BINARY = "docker-registry"
 REGISTRY_IMAGE = os.environ.get("IMGTOOL_TEST_REGISTRY_IMAGE", "registry:2")
 
@@ -92,12 +92,16 @@ def broken_images(docker_client, reference_images, tmp_path_factory) -> dict[str
     )
     build("no-ws", "granian", no_ws)
 
-    # PID 1 is a shell that ignores SIGTERM and never passes it on: no graceful shutdown.
+    # PID 1 ignores SIGTERM and never passes it on (like `sh -c 'trap "" TERM; ...'`; the image has no shell):
+    # no graceful shutdown. The ignored signal is inherited by the server it starts.
     ignores_term = f"{BROKEN_PREFIX}-ignores-sigterm:granian"
+    pid1 = (
+        "import signal, subprocess, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "subprocess.call([sys.executable, '/opt/imgtool/launch.py', *sys.argv[1:]]); time.sleep(3600)"
+    )
     dockerfile = (
         f"FROM {reference_images['granian']}\n"
-        'ENTRYPOINT ["/bin/sh", "-c", "trap \\"\\" TERM; /opt/venv/bin/python /opt/imgtool/launch.py \\"$@\\"; '
-        'sleep 3600", "sh"]\n'
+        f"ENTRYPOINT {json.dumps(['/opt/venv/bin/python', '-c', pid1])}\n"
         # A new ENTRYPOINT resets CMD: keep the server command.
         f"CMD {json.dumps(docker_client.images.get(reference_images['granian']).attrs['Config']['Cmd'])}\n"
     )

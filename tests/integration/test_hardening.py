@@ -8,15 +8,27 @@ import tarfile
 
 import trustme
 
-from tests.conftest import run_cli
+from tests.conftest import TAG_PREFIX, run_cli
 from tests.integration.conftest import copy_reference_app
 from toolkit.engine import SYSTEM_CA_BUNDLE
+
+# `find / -xdev -perm -4000 -type f` in Python: a distroless image has no find (and no shell).
+SETUID_PROBE = (
+    "import os, stat\n"
+    "root = os.lstat('/').st_dev\n"
+    "for directory, subdirs, files in os.walk('/'):\n"
+    "    subdirs[:] = [d for d in subdirs if os.lstat(os.path.join(directory, d)).st_dev == root]\n"
+    "    for name in files:\n"
+    "        info = os.lstat(os.path.join(directory, name))\n"
+    "        if stat.S_ISREG(info.st_mode) and info.st_mode & stat.S_ISUID:\n"
+    "            print(os.path.join(directory, name))\n"
+)
 
 
 def setuid_files(client, image: str) -> set[str]:
     output = client.containers.run(
         image,
-        entrypoint=["find", "/", "-xdev", "-perm", "-4000", "-type", "f"],
+        entrypoint=["python3", "-c", SETUID_PROBE],
         user="0",
         remove=True,
         network_disabled=True,
@@ -39,7 +51,7 @@ def test_ca_secret_reaches_the_build_but_no_layer(docker_client, reference_image
     system = SYSTEM_CA_BUNDLE.read_bytes() if SYSTEM_CA_BUNDLE.is_file() else b""
     bundle.write_bytes(system + authority.cert_pem.bytes())
     context = copy_reference_app(tmp_path / "app")
-    tag = "imgtool-test-ca-secret:granian"
+    tag = f"{TAG_PREFIX}imgtool-test-ca-secret:granian"
     result = run_cli("build", "--context", str(context), "--tag", tag, "--ca-cert", str(bundle), "--no-cache", "--json")
     assert result.returncode == 0, result.stderr[-2000:]
     try:

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.conftest import cli_env, run_cli
+from tests.conftest import TAG_PREFIX, cli_env, run_cli
 from toolkit.servers import SERVERS
 
 PROJECTS = Path(__file__).resolve().parent.parent / "projects"
@@ -73,6 +73,6 @@ def test_bake_file_is_accepted_by_buildx_bake(docker_client, tmp_path):
     bake = json.loads(printed.stdout)
     assert set(bake["group"]["default"]["targets"]) == set(SERVERS)
     granian = bake["target"]["granian"]
-    assert granian["tags"] == ["imgtool-reference-app:granian"]
+    assert granian["tags"] == [f"{TAG_PREFIX}imgtool-reference-app:granian"]
     dockerfile = (Path(granian["context"]) / granian["dockerfile"]).resolve().read_text()
     assert " AS builder\n" in dockerfile and " AS runtime\n" in dockerfile

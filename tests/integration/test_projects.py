@@ -21,7 +21,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect as ws_connect
 
-from tests.conftest import run_cli
+from tests.conftest import TAG_PREFIX, run_cli
 from tests.integration.conftest import running, wait_for_health
 from toolkit import assets, engine
 
@@ -70,6 +70,16 @@ PROJECT_CASES = {
             ("granian",),
             extra=("uvicorn",),
             index='"path":"/"',
+        ),
+        Project(
+            # pyodbc's wheel links the system's libodbc.so.2 (distroless brings Debian's libodbc2 with no
+            # flag); Pillow's vendors its libraries. /image.png and /image.jpeg exercise them.
+            "native-libs",
+            "imgtool-native-libs",
+            "main:app",
+            "dependencies: requirements.txt",
+            ("granian",),
+            index="native-libs sample: odbc drivers []",
         ),
         Project(
             "factory",
@@ -140,7 +150,7 @@ def test_project_builds_with_no_flags_and_passes_the_smoke_suite(docker_client, 
     shutil.copytree(PROJECTS / name, context, ignore=shutil.ignore_patterns("__pycache__"))
     if name == "litestar-uv":
         lock_with_uv(docker_client, context)
-    tags = [f"{project.image}:{server}" for server in (*project.built, *project.extra)]
+    tags = [f"{TAG_PREFIX}{project.image}:{server}" for server in (*project.built, *project.extra)]
     built_tags.update(tags)
 
     build = run_cli("build", cwd=context)
@@ -168,7 +178,7 @@ def test_uv_lock_installs_the_locked_versions_without_dev_dependencies(docker_cl
         for block in (context / "uv.lock").read_text().split("[[package]]")
         if 'name = "litestar"' in block
     )
-    tag = "imgtool-test-uvlock:granian"
+    tag = f"{TAG_PREFIX}imgtool-test-uvlock:granian"
     built_tags.add(tag)
     build = run_cli("build", "--tag", tag, cwd=context)
     assert build.returncode == 0, build.stderr[-3000:]

@@ -22,7 +22,7 @@ import docker.errors
 import httpx
 import pytest
 
-from tests.conftest import RUN_ID, run_cli
+from tests.conftest import RUN_ID, TAG_PREFIX, run_cli
 from tests.integration.conftest import running
 from tests.integration.test_projects import lock_with_uv
 from toolkit import engine
@@ -86,6 +86,10 @@ def smoke(cwd: Path, env: dict[str, str], *extra: str) -> dict[str, dict[str, tu
     return found
 
 
+# `ls DIR` with the image's own Python: a distroless image has no ls.
+LIST = ("python", "-c", "import os, sys; print(*sorted(os.listdir(sys.argv[1])), sep=chr(10))")
+
+
 def run_once(docker_client, tag: str, *argv: str, **options) -> str:
     """Run a command in the image instead of its server (labelled with the session's run id, removed)."""
     output = docker_client.containers.run(
@@ -125,7 +129,7 @@ def wait_for_health_any(url: str) -> None:
 
 def test_litestar_hello_world_pdm_lock(docker_client, tags, tmp_path):
     project = copy_project("litestar-hello-world", tmp_path)
-    tags.update(f"imgtool-litestar-hello-world:{server}" for server in SERVERS)
+    tags.update(f"{TAG_PREFIX}imgtool-litestar-hello-world:{server}" for server in SERVERS)
     for server in SERVERS:
         stderr = build(project, server)
         assert "app: app:app, detected (app = Litestar(...) in app)" in stderr
@@ -136,9 +140,9 @@ def test_litestar_hello_world_pdm_lock(docker_client, tags, tmp_path):
     results = smoke(project, {})
     assert results["granian"]["h2c"][0] == "pass"
     # Its own route, not the bundled app's (which would answer /health).
-    assert get(docker_client, "imgtool-litestar-hello-world:granian", "/sync").json() == {"hello": "world"}
-    assert get(docker_client, "imgtool-litestar-hello-world:uvicorn", "/health").status_code == 404
-    packages = installed(docker_client, "imgtool-litestar-hello-world:granian")
+    assert get(docker_client, f"{TAG_PREFIX}imgtool-litestar-hello-world:granian", "/sync").json() == {"hello": "world"}
+    assert get(docker_client, f"{TAG_PREFIX}imgtool-litestar-hello-world:uvicorn", "/health").status_code == 404
+    packages = installed(docker_client, f"{TAG_PREFIX}imgtool-litestar-hello-world:granian")
     assert (packages["litestar"], packages["msgspec"], packages["uvicorn"]) == ("2.4.1", "0.18.4", "0.24.0.post1")
     assert not {"pytest", "ruff", "mypy", "pdm", "pip"} & set(packages), "dev groups and tools stay out"
     # A second build downloads nothing: uv's cache mount holds what the first one fetched. A build arg no
@@ -155,7 +159,7 @@ def test_litestar_hello_world_pdm_lock(docker_client, tags, tmp_path):
 def test_full_stack_template_poetry_1_8_lock(docker_client, tags, tmp_path):
     project = copy_project("full-stack-fastapi-poetry", tmp_path)
     bust_app_layer(project)
-    image = "imgtool-full-stack-fastapi-poetry"  # no [project] name: the directory's
+    image = f"{TAG_PREFIX}imgtool-full-stack-fastapi-poetry"  # no [project] name: the directory's
     tags.update(f"{image}:{server}" for server in SERVERS)
     stderr = build(project, "granian")
     assert "app: app.main:app, detected (app = FastAPI(...) in app.main)" in stderr
@@ -180,16 +184,16 @@ def test_check_env_lets_the_import_check_run_for_real_and_never_reaches_the_imag
     pyproject = project / "pyproject.toml"
     pyproject.write_text(pyproject.read_text() + f'\n[tool.imgtool]\nname = "checked"\ncheck-env = {{ {table} }}\n')
     bust_app_layer(project)
-    tags.add("imgtool-checked:granian")
+    tags.add(f"{TAG_PREFIX}imgtool-checked:granian")
     stderr = build(project, "granian")
     names = ", ".join(sorted(values))
     assert f"imgtool-import-check-ok: app.main:app imported with check-env {names}" in stderr
     assert "imgtool-import-check-warning" not in stderr and "while importing at build time" not in stderr
-    image = docker_client.images.get("imgtool-checked:granian")
+    image = docker_client.images.get(f"{TAG_PREFIX}imgtool-checked:granian")
     assert secret not in json.dumps(image.history()) + json.dumps(image.attrs)
     # Not in a layer either: the image itself cannot import the app without run-time settings.
     with pytest.raises(docker.errors.ContainerError, match="PROJECT_NAME"):
-        run_once(docker_client, "imgtool-checked:granian", "python", "-c", "import app.main")
+        run_once(docker_client, f"{TAG_PREFIX}imgtool-checked:granian", "python", "-c", "import app.main")
 
 
 def test_full_stack_template_uv_workspace_member(docker_client, tags, tmp_path):
@@ -197,7 +201,7 @@ def test_full_stack_template_uv_workspace_member(docker_client, tags, tmp_path):
     lock_with_uv(docker_client, root, exclude_newer="2026-06-17T00:00:00Z")
     project = root / "backend"
     bust_app_layer(project)
-    tags.update(f"imgtool-app:{server}" for server in SERVERS)
+    tags.update(f"{TAG_PREFIX}imgtool-app:{server}" for server in SERVERS)
     for server in SERVERS:
         stderr = build(project, server)
         assert "dependencies: uv.lock (uv sync --frozen --no-dev --package app --no-install-workspace)" in stderr
@@ -205,19 +209,19 @@ def test_full_stack_template_uv_workspace_member(docker_client, tags, tmp_path):
     # The health route is the project's own, chosen at test time: the image's HEALTHCHECK asks it too.
     results = smoke(project, FULL_STACK_ENV, "--health-path", "/api/v1/utils/health-check/")
     assert "GET /api/v1/utils/health-check/: 200" in results["granian"]["health"][1]
-    spec = get(docker_client, "imgtool-app:granian", "/api/v1/openapi.json", FULL_STACK_ENV).json()
+    spec = get(docker_client, f"{TAG_PREFIX}imgtool-app:granian", "/api/v1/openapi.json", FULL_STACK_ENV).json()
     assert spec["info"]["title"] == FULL_STACK_ENV["PROJECT_NAME"]
-    packages = installed(docker_client, "imgtool-app:granian")
+    packages = installed(docker_client, f"{TAG_PREFIX}imgtool-app:granian")
     assert "fastapi" in packages and "sqlmodel" in packages
     # The root's dev group (zizmor) and the member's (pytest) stay out; only the member's directory is the app.
     assert not {"zizmor", "pytest", "mypy"} & set(packages)
-    listing = run_once(docker_client, "imgtool-app:granian", "ls", "/app")
+    listing = run_once(docker_client, f"{TAG_PREFIX}imgtool-app:granian", *LIST, "/app")
     assert sorted(listing.split()) == ["app", "imgtool-test-run.txt", "pyproject.toml"]
 
 
 def test_django_startproject(docker_client, tags, tmp_path):
     project = copy_project("django-startproject", tmp_path, as_name="mysite")
-    tags.update(f"imgtool-mysite:{server}" for server in SERVERS)
+    tags.update(f"{TAG_PREFIX}imgtool-mysite:{server}" for server in SERVERS)
     for server in SERVERS:
         stderr = build(project, server)
         assert "app: mysite.asgi:application, detected (application = get_asgi_application(...)" in stderr
@@ -228,9 +232,9 @@ def test_django_startproject(docker_client, tags, tmp_path):
         status, detail = results[server]["lifespan"]
         assert status == "n/a" and detail.startswith("the app does not support lifespan"), (server, detail)
         assert "Django can only handle ASGI/HTTP connections, not lifespan." in detail
-    welcome = get(docker_client, "imgtool-mysite:uvicorn", "/")
+    welcome = get(docker_client, f"{TAG_PREFIX}imgtool-mysite:uvicorn", "/")
     assert welcome.status_code == 200 and "The install worked successfully" in welcome.text
-    login = get(docker_client, "imgtool-mysite:granian", "/admin/login/")
+    login = get(docker_client, f"{TAG_PREFIX}imgtool-mysite:granian", "/admin/login/")
     assert login.status_code == 200 and "Django administration" in login.text
 
 
@@ -238,8 +242,8 @@ def test_django_collectstatic_fills_static_root_in_the_build(docker_client, tags
     project = copy_project("django-startproject", tmp_path, as_name="staticsite")
     settings = project / "mysite" / "settings.py"
     settings.write_text(settings.read_text() + "\nSTATIC_ROOT = BASE_DIR / 'staticfiles'\n")
-    tags.add("imgtool-staticsite:granian")
+    tags.add(f"{TAG_PREFIX}imgtool-staticsite:granian")
     stderr = build(project, "granian")
     assert "django: settings mysite.settings, collectstatic in the build" in stderr
-    listing = run_once(docker_client, "imgtool-staticsite:granian", "ls", "/app/staticfiles/admin/css")
+    listing = run_once(docker_client, f"{TAG_PREFIX}imgtool-staticsite:granian", *LIST, "/app/staticfiles/admin/css")
     assert "base.css" in listing.split()

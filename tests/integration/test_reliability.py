@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, RUN_ID, cli_env
+from tests.conftest import ROOT, RUN_ID, TAG_PREFIX, cli_env
 from tests.integration.conftest import copy_reference_app, edit, run_cli, running, wait_for_health
 from tests.integration.drain import Outcome, drain_under_load
 from toolkit.containers import TEST_LABEL
@@ -118,7 +118,7 @@ def crash_on_start_images(docker_client, reference_images, tmp_path_factory):
     )
     tags = {}
     for server in SERVERS:
-        tag = f"imgtool-test-broken-crash-at-import:{server}"
+        tag = f"{TAG_PREFIX}imgtool-test-broken-crash-at-import:{server}"
         result = run_cli("build", "--server", server, "--context", str(context), "--tag", tag, "--json")
         assert result.returncode == 0, result.stderr[-2000:]
         tags[server] = tag

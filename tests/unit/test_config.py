@@ -81,3 +81,21 @@ def test_invalid_tags(tag):
 def test_valid_tags():
     for tag in ("myapp", "myapp:granian", "localhost:5000/team/app:v1.2"):
         assert image_tag(tag) == tag
+
+
+def test_runtime_is_distroless_by_default_and_debian_on_request(tmp_path):
+    assert load_config(write_project(tmp_path / "a", 'app = "main:app"')).runtime == "distroless"
+    config = load_config(write_project(tmp_path / "b", 'app = "main:app"\nruntime = "debian"'))
+    assert config.runtime == "debian" and config.origins["runtime"] == "pyproject"
+
+
+def test_apt_packages_without_a_runtime_choose_debian(tmp_path):
+    config = load_config(write_project(tmp_path / "a", 'app = "main:app"\napt-packages = ["libpq5"]'))
+    assert config.runtime == "debian" and "apt-packages" in config.origins["runtime"]
+    tool = 'app = "main:app"\napt-packages = ["libpq5"]\nruntime = "distroless"'
+    assert load_config(write_project(tmp_path / "b", tool)).runtime == "distroless"
+
+
+def test_unknown_runtime_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="runtime = 'alpine' is not one of distroless, debian"):
+        load_config(write_project(tmp_path, 'app = "main:app"\nruntime = "alpine"'))

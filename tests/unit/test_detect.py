@@ -136,11 +136,11 @@ def test_src_layout_wheel_goes_to_its_own_layer_before_the_app(tmp_path):
     text = render(tmp_path)
     assert "--no-deps --target /opt/project \\\n        /tmp/project/." in text
     assert "--mount=type=bind,source=.,target=/tmp/project,rw" in text
-    runtime = text[text.index("AS runtime") :]
-    venv, project, app = (runtime.index(f"COPY --from=builder {d}") for d in ("/opt/venv", "/opt/project", "/app"))
-    assert venv < project < app
+    environment = text[text.index("AS runtime-env") : text.index("AS import-key")]
+    assert environment.index("COPY --from=deps /opt/venv") < environment.index("COPY --from=builder /opt/project")
+    assert "COPY --from=builder /app /app" in text[text.index("AS runtime\n") :]
     assert "PYTHONPATH=/opt/project:/app" in text
-    assert "import_check.py demo.app:app" in text
+    assert '"/opt/import_check.py", "demo.app:app"' in text
 
 
 def test_src_layout_without_a_backend_is_importable_from_src(tmp_path):
@@ -156,10 +156,12 @@ def test_settings_render_apt_env_workers_and_build_args(tmp_path):
     )
     write(tmp_path, {"pyproject.toml": pyproject(tool=tool), "main.py": LITESTAR_APP})
     text = render(tmp_path)
-    runtime = text[text.index("AS runtime") :]
+    # apt-packages with no runtime set: the Debian runtime, where the packages' maintainer scripts run.
+    assert "FROM scratch AS runtime-env" not in text and "runtime-libs" not in text
+    runtime = text[text.index("AS runtime-env") :]
     assert "--mount=type=cache,target=/var/cache/apt,sharing=locked" in runtime
     assert "apt-get install -y -qq --no-install-recommends libpq5 curl" in runtime
-    assert runtime.index("apt-get install") < runtime.index("COPY --from=builder /opt/venv")
+    assert runtime.index("apt-get install") < runtime.index("COPY --from=deps /opt/venv")
     assert 'LOG_LEVEL="info"' in text and 'FEATURE="true"' in text and 'IMGTOOL_DEFAULT_WORKERS="3"' in text
     assert 'ARG GIT_SHA="abc 123"' in text.split("AS runtime")[0]
 

@@ -106,7 +106,8 @@ def test_server_base_keeps_the_reload_extra():
 def test_dev_target_builds_on_the_builder_with_a_writable_app_dir():
     text = dev_dockerfile(plan_for())
     froms = [line for line in text.splitlines() if line.startswith("FROM ")]
-    assert froms[-1] == "FROM builder AS dev" and "FROM imgtool/python:3.11-bookworm AS builder" in froms
+    assert froms[-1] == "FROM builder AS dev" and "FROM deps AS builder" in froms
+    assert "FROM imgtool/python:3.11-bookworm AS deps" in froms
     target = stage(text, "dev")
     assert "chown -R 10001:10001 /app" in target and "useradd --system --uid 10001" in target
     assert "USER 10001:10001" in target

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import re
 import subprocess
@@ -17,11 +18,12 @@ OFFLINE = BaseImage("imgtool/python:3.11-bookworm", None, bootstrapped=True)
 BASES = {"official": OFFICIAL, "offline": OFFLINE}
 
 
-def render(server="granian", base=OFFLINE, **config_overrides):
+def render(server="granian", base=OFFLINE, runtime=None, **config_overrides):
     config_overrides.setdefault("demo", "context" not in config_overrides)
-    plan = make_plan(
-        load_config(**config_overrides), SERVERS[server], base, Path("/cache/imgtool/assets/0123456789abcdef")
-    )
+    config = load_config(**config_overrides)
+    if runtime is not None:
+        config = dataclasses.replace(config, runtime=runtime, origins={**config.origins, "runtime": "pyproject"})
+    plan = make_plan(config, SERVERS[server], base, Path("/cache/imgtool/assets/0123456789abcdef"))
     return plan, render_dockerfile(plan)
 
 
@@ -36,15 +38,31 @@ def instruction(text: str, name: str) -> str:
     return lines[0][len(name) + 1 :]
 
 
+@pytest.mark.parametrize("runtime", ["distroless", "debian"])
 @pytest.mark.parametrize("base_kind", BASES)
 @pytest.mark.parametrize("server", SERVERS)
-def test_renders_multi_stage_exec_form_non_root(server, base_kind):
-    plan, text = render(server, BASES[base_kind])
+def test_renders_multi_stage_exec_form_non_root(server, base_kind, runtime):
+    plan, text = render(server, BASES[base_kind], runtime=runtime)
+    assert plan.runtime == runtime and plan.labels["imgtool.runtime"] == runtime
     froms = [line for line in text.splitlines() if line.startswith("FROM ")]
-    # builder and runtime, then the SBOM's builder stages and the runtime plus its SBOM (fragments/sbom.j2).
+    # deps and builder; the runtime's environment (distroless: assembled from Debian packages into an empty
+    # stage); the import check beside the app; the runtime; then the SBOM's stages (fragments/sbom.j2).
+    environment = (
+        [
+            f"FROM {plan.base.ref} AS runtime-python",
+            f"FROM {plan.base.ref} AS runtime-libs",
+            "FROM scratch AS runtime-env",
+        ]
+        if runtime == "distroless"
+        else [f"FROM {plan.base.ref} AS runtime-env"]
+    )
     assert froms == [
-        f"FROM {plan.base.ref} AS builder",
-        f"FROM {plan.base.ref} AS runtime",
+        f"FROM {plan.base.ref} AS deps",
+        "FROM deps AS builder",
+        *environment,
+        "FROM scratch AS import-key",
+        "FROM runtime-env AS import-check",
+        "FROM runtime-env AS runtime",
         f"FROM {plan.base.ref} AS sbom-tool",
         "FROM sbom-tool AS sbom",
         "FROM runtime",
@@ -62,14 +80,32 @@ def test_renders_multi_stage_exec_form_non_root(server, base_kind):
 def test_dependencies_are_installed_before_the_app_is_copied():
     _, text = render()
     assert text.index("uv pip install") < text.index("COPY . /app")
-    runtime = text[text.index("AS runtime") :]
-    assert runtime.index("COPY --from=builder /opt/venv") < runtime.index("COPY --from=builder /app")
+    environment = text[text.index("AS runtime-env") : text.index("AS import-key")]
+    assert "COPY --from=deps /opt/venv /opt/venv" in environment and "/app" not in environment.split("ENV ")[0]
+    runtime = text[text.index("AS runtime\n") :]
+    # The app is the last layer, after the import check's report; the check runs in its own stage.
+    assert runtime.index("COPY --from=import-check") < runtime.index("COPY --from=builder /app /app")
+
+
+def test_distroless_runtime_is_assembled_from_the_bases_packages_and_scans_the_venv():
+    _, text = render()
+    python = text[text.index("AS runtime-python") : text.index("AS runtime-libs")]
+    assert "python3 /opt/runtime_root.py python /rootfs --uid 10001" in python
+    libs = text[text.index("AS runtime-libs") : text.index("AS runtime-env")]
+    assert "--mount=type=bind,from=deps,source=/opt/venv,target=/opt/venv" in libs
+    assert "runtime_root.py libraries /rootfs --have /opt/runtime-python --scan /opt/venv" in libs
+    check = text[text.index("AS import-check") : text.index("AS runtime\n")]
+    assert "COPY --from=import-key /app /app" in check and '"--report", "/opt/imgtool/import-check.json"' in check
+    assert "useradd" not in text.split("AS sbom-tool")[0].split("AS runtime-env")[1]
 
 
 def test_official_base_is_pinned_and_stripped_of_pip():
-    _, text = render(base=OFFICIAL)
-    assert f"FROM python:3.11-slim@{OFFICIAL.digest} AS runtime" in text
+    _, text = render(base=OFFICIAL, runtime="debian")
+    assert f"FROM python:3.11-slim@{OFFICIAL.digest} AS runtime-env" in text
     assert "site-packages/pip*" in text
+    # Distroless never copies site-packages: the official image's pip stays behind in its own stage.
+    _, text = render(base=OFFICIAL)
+    assert f"FROM python:3.11-slim@{OFFICIAL.digest} AS runtime-python" in text
     assert f'org.opencontainers.image.base.digest="{OFFICIAL.digest}"' in text
 
 
@@ -136,10 +172,14 @@ def test_app_on_a_server_base_installs_only_its_own_dependencies(server):
     for package in SERVERS[server].packages:
         assert f"'{package}'" not in text
     froms = [line for line in text.splitlines() if line.startswith("FROM ")]
+    assert plan.runtime == "debian"
     assert froms == [
         f"FROM {plan.base.ref} AS deps",
         "FROM deps AS builder",
-        "FROM deps AS runtime",
+        "FROM deps AS runtime-env",
+        "FROM scratch AS import-key",
+        "FROM runtime-env AS import-check",
+        "FROM runtime-env AS runtime",
         f"FROM {plan.base.ref} AS sbom-tool",
         "FROM sbom-tool AS sbom",
         "FROM runtime",
@@ -148,8 +188,8 @@ def test_app_on_a_server_base_installs_only_its_own_dependencies(server):
     # The base has the venv, the user and the launcher: none of them is made again.
     assert "uv venv" not in text and "useradd" not in text and "/launch.py /healthcheck.py" not in text
     assert plan.base.ref == f"localhost:5000/imgtool-base@{plan.base.digest}"
-    assert "COPY --from=builder /opt/venv" not in text
-    runtime = text[text.index("AS runtime") :]
+    assert "COPY --from=deps /opt/venv" not in text
+    runtime = text[text.index("AS runtime\n") :]
     assert "COPY --from=builder /app /app" in runtime
     assert instruction(text, "USER") == "10001:10001"
     assert json.loads(instruction(text, "ENTRYPOINT")) == ["/opt/venv/bin/python", "/opt/imgtool/launch.py"]
@@ -226,3 +266,12 @@ def test_excluded_packages_are_left_out_of_the_resolution(tmp_path):
 def test_bundled_app_ships_without_faker_and_pygments():
     _, text = render()
     assert "faker pygments >/tmp/excluded.txt" in text
+
+
+def test_a_server_base_is_its_own_debian_runtime_and_refuses_distroless_by_name():
+    from toolkit.errors import UsageError
+
+    plan, _ = render("granian", server_base("granian"))
+    assert plan.runtime == "debian"
+    with pytest.raises(UsageError, match="per-server base"):
+        render("granian", server_base("granian"), runtime="distroless")

@@ -150,7 +150,9 @@ def test_static_root_in_star_imported_settings_turns_collectstatic_on(tmp_path):
     assert config.django.settings == "site_cfg.settings.prod" and config.django.static_root
     text = render(config)
     assert "import_check.py --collectstatic site_cfg.settings.prod" in text
-    assert text.index("import_check.py site_cfg.asgi:application") < text.index("--collectstatic")
+    # collectstatic fills STATIC_ROOT in the builder's app; the import check runs beside it, in the runtime.
+    assert text.index("--collectstatic") < text.index("AS import-check")
+    assert '"/opt/import_check.py", "site_cfg.asgi:application"' in text[text.index("AS import-check") :]
 
 
 def test_static_root_none_is_not_set(tmp_path):
@@ -382,7 +384,7 @@ def test_check_env_is_a_secret_of_the_import_check_only(tmp_path):
     assert config.check_env == {"DATABASE_URL": "sqlite:///check-only"}
     text = render(config)
     assert "sqlite:///check-only" not in text
-    check = next(block for block in text.split("\n\n") if "/opt/import_check.py main:app" in block)
+    check = next(block for block in text.split("\n\n") if '"/opt/import_check.py", "main:app"' in block)
     assert "--mount=type=secret,id=check-env" in check
     assert text.count("id=check-env") == 2  # that RUN, and the buildx command in the header
     assert "--secret id=check-env,src=check-env.json" in text.splitlines()[4]  # the buildx command in the header
