@@ -64,6 +64,8 @@ _KNOWN_KEYS = {
 # "reference": the app serves the bundled app's routes (/info, /ws, /stream, /slow), so the
 # smoke suite can check every protocol; "generic": only the health path is known.
 ROUTE_PROFILES = ("generic", "reference")
+
+
 # The runtime stage. "distroless": the interpreter, its standard library and the C libraries the app's wheels
 # link, assembled from the base's Debian packages into an empty image (no shell, apt, dpkg or perl).
 # "debian": the base image itself, with a shell and apt, for apps that run shell commands or need packages'

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from toolkit import engine
+from toolkit import buildx
 from toolkit.config import load_config
 from toolkit.errors import BuildFailed, UsageError
 from toolkit.plan import BaseImage, BuildOptions, make_plan
@@ -19,32 +19,32 @@ def plan(**overrides):
 
 
 def failed(*lines):
-    return engine._Built(1, "", None, 1.0, list(lines))
+    return buildx._Built(1, "", None, 1.0, list(lines))
 
 
 def test_a_library_no_package_has_is_one_usage_error_naming_it():
     line = "#12 0.9 imgtool-runtime: libfoo.so.1 (needed by x/_y.so) is in no Debian package found here: ..."
     with pytest.raises(UsageError, match=r"the distroless runtime for .* cannot be assembled: libfoo\.so\.1"):
-        engine._raise_for_build(plan(), failed("#12 [runtime-libs 1/1] RUN ...", line, "ERROR: exit code 1"))
+        buildx._raise_for_build(plan(), failed("#12 [runtime-libs 1/1] RUN ...", line, "ERROR: exit code 1"))
 
 
 def test_an_unimportable_app_is_still_the_apps_error_and_anything_else_a_build_failure():
     with pytest.raises(UsageError, match="cannot be imported in the image"):
-        engine._raise_for_build(plan(), failed("imgtool-import-check: ModuleNotFoundError: No module named 'x'"))
+        buildx._raise_for_build(plan(), failed("imgtool-import-check: ModuleNotFoundError: No module named 'x'"))
     with pytest.raises(BuildFailed):
-        engine._raise_for_build(plan(), failed("ERROR: something else"))
+        buildx._raise_for_build(plan(), failed("ERROR: something else"))
 
 
 def test_the_skeleton_is_used_only_for_plain_local_builds():
     local = plan()
-    assert engine._skeleton_applies(local, BuildOptions())
+    assert buildx._skeleton_applies(local, BuildOptions())
     for options in (
         BuildOptions(push=True),
         BuildOptions(builder="remote"),
         BuildOptions(no_cache=True),
         BuildOptions(output=("--output", "type=oci,dest=x.tar")),
     ):
-        assert not engine._skeleton_applies(local, options), options
+        assert not buildx._skeleton_applies(local, options), options
 
 
 def test_the_tag_prefix_goes_before_every_default_tag(monkeypatch):

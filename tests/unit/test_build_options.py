@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from toolkit import engine
+from toolkit import buildx, engine
 from toolkit.errors import UsageError
 from toolkit.plan import BuildOptions, buildx_argv, cache_spec, check_build_options
 
@@ -145,6 +145,6 @@ def test_the_printed_command_selects_the_context_first(tmp_path):
 
 def test_the_pushed_digest_comes_from_buildx_metadata():
     digest = "sha256:" + "a" * 64
-    assert engine.pushed_digest(json.dumps({"containerimage.digest": digest, "image.name": "r/a:b"})) == digest
-    assert engine.pushed_digest(json.dumps({"buildx.build.ref": "x"})) is None
-    assert engine.pushed_digest("not json") is None
+    assert buildx.pushed_digest(json.dumps({"containerimage.digest": digest, "image.name": "r/a:b"})) == digest
+    assert buildx.pushed_digest(json.dumps({"buildx.build.ref": "x"})) is None
+    assert buildx.pushed_digest("not json") is None

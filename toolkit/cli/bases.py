@@ -131,7 +131,7 @@ def base_build(
 ) -> None:
     """Build per-server bases <registry>/imgtool-base:<server>-py<X.Y>: Python + a venv with the server."""
     from toolkit import assets as helper_files
-    from toolkit import engine
+    from toolkit import buildx, engine
     from toolkit.base import resolve_base
     from toolkit.config import DEFAULT_PYTHON
     from toolkit.plan import BuildOptions, make_server_base_plan
@@ -151,7 +151,7 @@ def base_build(
         if not as_json:
             err.print(f"[bold]building[/] {plan.tag} on {root.ref}", highlight=False)
         dockerfile = render_base_dockerfile(plan, "-", ca)
-        results.append(engine.build_image(client, plan, dockerfile, ca, BuildOptions(no_cache=no_cache), not as_json))
+        results.append(buildx.build_image(client, plan, dockerfile, ca, BuildOptions(no_cache=no_cache), not as_json))
     if as_json:
         print_json([asdict(result) for result in results])
         return

@@ -192,7 +192,7 @@ def build(
     as_json: JsonOpt = False,
 ) -> None:
     """Build a multi-stage image of the project in the current directory for each server (default: granian)."""
-    from toolkit import engine
+    from toolkit import buildx, engine
     from toolkit.files import write_atomic
     from toolkit.plan import BuildOptions, check_build_options
     from toolkit.render import render_dockerfile
@@ -245,7 +245,7 @@ def build(
             where = f" with builder {builder}" if builder else ""
             err.print(f"[bold]building[/] {plan.tag} on {plan.base.ref}{where}", highlight=False)
         dockerfile = render_dockerfile(plan, "-", ca, secrets=options.secrets)
-        result = engine.build_image(client, plan, dockerfile, ca, options, show_progress=not as_json)
+        result = buildx.build_image(client, plan, dockerfile, ca, options, show_progress=not as_json)
         for warning in result.warnings:
             notice(warning)
         results.append(result)
