@@ -5,10 +5,9 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
-from toolkit import IMAGES_DIR, validate
+from toolkit import IMAGES_DIR, tooltable, validate
 from toolkit.asgiapp import Django, detect_app, detect_django
 from toolkit.detect import (
     DependencyKind,
@@ -24,6 +23,7 @@ from toolkit.detect import (
 )
 from toolkit.errors import UsageError
 from toolkit.indexes import IndexConfig, index_config
+from toolkit.tooltable import DEFAULT_RUNTIME, Runtime
 
 BUNDLED_APP_CONTEXT = IMAGES_DIR / "app"
 DEFAULT_PYTHON = "3.11"
@@ -34,9 +34,6 @@ DEFAULT_HEALTH_PATH: str | None = None
 NO_PROJECT_FIX = "cd into your project, pass --context DIR, or --demo for imgtool's bundled app"
 
 # module:attr, or module:factory() for an app factory (called with no arguments at start-up).
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_PACKAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_APT_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$")
 # Set by imgtool itself (port, health-path, workers and the image layout own them).
 _RESERVED_ENV = {"PATH", "PYTHONPATH", "PORT", "HEALTH_PATH", "WEB_CONCURRENCY"}
 _KNOWN_KEYS = {
@@ -64,18 +61,6 @@ _KNOWN_KEYS = {
 # "reference": the app serves the bundled app's routes (/info, /ws, /stream, /slow), so the
 # smoke suite can check every protocol; "generic": only the health path is known.
 ROUTE_PROFILES = ("generic", "reference")
-
-
-# The runtime stage. "distroless": the interpreter, its standard library and the C libraries the app's wheels
-# link, assembled from the base's Debian packages into an empty image (no shell, apt, dpkg or perl).
-# "debian": the base image itself, with a shell and apt, for apps that run shell commands or need packages'
-# maintainer scripts. With apt-packages and no runtime set, "debian" (those packages may need their scripts).
-class Runtime(StrEnum):
-    distroless = "distroless"
-    debian = "debian"
-
-
-DEFAULT_RUNTIME = Runtime.distroless
 
 
 @dataclass(frozen=True)
@@ -175,69 +160,6 @@ def _app_module_exists(context: Path, app: str) -> bool:  # context: the project
 
 def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "app"
-
-
-def _string_table(settings: dict, key: str, reserved: set[str] = frozenset()) -> dict[str, str]:
-    table = settings.get(key, {})
-    if not isinstance(table, dict):
-        raise UsageError(f'[tool.imgtool] {key} must be a table, e.g. {key} = {{ NAME = "value" }}')
-    result = {}
-    for name, value in table.items():
-        if not _NAME_RE.match(name) or name in reserved or name.startswith("IMGTOOL_"):
-            raise UsageError(f"[tool.imgtool] {key} name {name!r} is not allowed: use a NAME imgtool does not set")
-        if not isinstance(value, str | int | float | bool) or any(ord(c) < 32 for c in str(value)):
-            raise UsageError(f"[tool.imgtool] {key}.{name} must be a one-line string or number")
-        result[name] = str(value).lower() if isinstance(value, bool) else str(value)
-    return result
-
-
-def _servers(settings: dict) -> tuple[str, ...]:
-    from toolkit.servers import get_server
-
-    if "server" in settings and "servers" in settings:
-        raise UsageError("[tool.imgtool] has both server and servers: keep one")
-    value = settings.get("servers", settings.get("server", []))
-    names = [value] if isinstance(value, str) else value
-    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-        raise UsageError('[tool.imgtool] servers must be a list of names, e.g. servers = ["granian", "uvicorn"]')
-    return tuple(get_server(name).name for name in dict.fromkeys(names))
-
-
-def _workers(settings: dict) -> int | None:
-    workers = settings.get("workers")
-    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
-        raise UsageError(f"[tool.imgtool] workers = {workers!r} is not a positive number: e.g. workers = 2")
-    return workers
-
-
-def _runtime(settings: dict, origins: dict[str, str]) -> Runtime:
-    runtime = settings.get("runtime")
-    if runtime is None:
-        if settings.get("apt-packages"):
-            origins["runtime"] = "default (debian: apt-packages are installed with their maintainer scripts)"
-            return Runtime.debian
-        return DEFAULT_RUNTIME
-    if runtime not in tuple(Runtime):
-        raise UsageError(
-            f'[tool.imgtool] runtime = {runtime!r} is not one of {", ".join(Runtime)}: e.g. runtime = "debian"'
-        )
-    return Runtime(runtime)
-
-
-def _apt_packages(settings: dict) -> tuple[str, ...]:
-    packages = settings.get("apt-packages", [])
-    if not isinstance(packages, list) or not all(isinstance(p, str) and _APT_RE.match(p) for p in packages):
-        raise UsageError(
-            f'[tool.imgtool] apt-packages = {packages!r} is not a list of Debian package names: e.g. ["libpq5"]'
-        )
-    return tuple(dict.fromkeys(packages))
-
-
-def _exclude(settings: dict) -> tuple[str, ...]:
-    names = settings.get("exclude", [])
-    if not isinstance(names, list) or not all(isinstance(n, str) and _PACKAGE_RE.match(n) for n in names):
-        raise UsageError(f'[tool.imgtool] exclude = {names!r} is not a list of package names: e.g. ["faker"]')
-    return tuple(dict.fromkeys(names))
 
 
 def _resolve_project(context: Path | None, demo: bool, cwd: Path | None) -> tuple[Path, dict, Path]:
@@ -382,20 +304,20 @@ def load_config(
         health_path=health_path,
         port=port,
         routes=routes,
-        servers=_servers(settings),
-        workers=_workers(settings),
-        apt_packages=_apt_packages(settings),
-        exclude=_exclude(settings),
-        runtime=_runtime(settings, origins),
-        env=_string_table(settings, "env", _RESERVED_ENV),
-        build_args=_string_table(settings, "build-args"),
+        servers=tooltable.servers(settings),
+        workers=tooltable.workers(settings),
+        apt_packages=tooltable.apt_packages(settings),
+        exclude=tooltable.exclude(settings),
+        runtime=tooltable.runtime(settings, origins),
+        env=tooltable.string_table(settings, "env", _RESERVED_ENV),
+        build_args=tooltable.string_table(settings, "build-args"),
         indexes=indexes,
         src_layout=(project / "src").is_dir(),
         origins=origins,
         project=project,
         workspace=workspace,
         python_requirement=requirement,
-        check_env=_string_table(settings, "check-env"),
+        check_env=tooltable.string_table(settings, "check-env"),
         django=django,
         demo=demo,
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from toolkit import __version__, lockfiles, validate
 from toolkit.assets import CONTEXT_NAME
-from toolkit.config import Config, Runtime
+from toolkit.config import Config
 from toolkit.containers import (
     APP_LABEL,
     HEALTH_PATH_LABEL,
@@ -28,6 +28,7 @@ from toolkit.errors import UsageError
 from toolkit.indexes import BuildSecret
 from toolkit.refs import repository_of
 from toolkit.servers import ServerSpec
+from toolkit.tooltable import Runtime
 
 APP_DIR = "/app"
 VENV = "/opt/venv"
@@ -88,7 +89,7 @@ class BuildPlan:
     project_dir: str = PROJECT_DIR
     sbom_path: str = SBOM_PATH
     uid: int = USER_UID
-    # config.Runtime; a per-server base is always its own (debian) runtime.
+    # tooltable.Runtime; a per-server base is always its own (debian) runtime.
     runtime: str = "debian"
     # Things worth one line each before the build (e.g. a lock pinning the server outside its tested range).
     notes: tuple[str, ...] = ()

@@ -14,10 +14,10 @@ from pathlib import Path
 import jinja2
 
 from toolkit import IMAGES_DIR, __version__
-from toolkit.config import Runtime
 from toolkit.detect import DependencyKind
 from toolkit.indexes import BuildSecret, build_secrets
 from toolkit.plan import BuildPlan, ServerBasePlan, buildx_argv
+from toolkit.tooltable import Runtime
 
 
 def _environment(**syntax: str) -> jinja2.Environment:
