@@ -434,6 +434,8 @@ def compile_stdlib(root: Root, stdlib: str) -> None:
                 continue
             copied = os.path.join(directory, name)
             original = copied[len(root.root) :]
+            if not os.path.isfile(original):
+                continue  # a dangling link (Debian's sitecustomize.py -> /etc/python3.11/, say): nothing to compile
             source_pyc = importlib.util.cache_from_source(original)
             target_pyc = importlib.util.cache_from_source(copied)
             os.makedirs(os.path.dirname(target_pyc), exist_ok=True)
