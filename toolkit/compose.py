@@ -37,6 +37,7 @@ from toolkit.errors import EnvironmentProblem, UsageError
 from toolkit.plan import BuildPlan
 from toolkit.refs import image_refs
 from toolkit.servers import GRACEFUL_TIMEOUT
+from toolkit.validate import output_file
 
 DEFAULT_PORT_BASE = 8001
 # One worker per service: a local stack runs every server side by side on the same few cores.
@@ -115,13 +116,6 @@ def check_ports(port_base: int, count: int) -> None:
 def check_workers(workers: int) -> None:
     if workers < 1:
         raise UsageError(f"--workers {workers} is not a worker count: pass 1 or more")
-
-
-def check_output(output: Path) -> None:
-    if output.is_dir():
-        raise UsageError(f"cannot write {output}: it is a directory; pass a file name, e.g. -o {output}/compose.yaml")
-    if not output.parent.is_dir():
-        raise UsageError(f"cannot write {output}: directory {output.parent} does not exist")
 
 
 # ---- the model (pure) ----
@@ -359,7 +353,7 @@ def emit(
 
     `extend` takes the model and returns it with more in it (backing services, build secrets).
     """
-    check_output(output)
+    output_file(output)
     check_ports(port_base, len(plans))
     workers = DEFAULT_WORKERS if workers is None else workers
     check_workers(workers)

@@ -36,14 +36,13 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from toolkit import __version__
+from toolkit import __version__, validate
 from toolkit.assets import CONTEXT_NAME
 from toolkit.buildfiles import assets_dir, build_dir
 from toolkit.compose import (
     CA_SECRET,
     MAX_PORT,
     MIN_HOST_PORT,
-    check_output,
     healthcheck,
     write_compose,
     yaml_body,
@@ -307,7 +306,7 @@ def emit(plan: BuildPlan, output: Path, options: DevOptions, ca_cert: Path | Non
     """Render the dev Dockerfile and the dev compose file; validate, then write both."""
     from toolkit.render import render_dockerfile
 
-    check_output(output)
+    validate.output_file(output)
     plan = dev_plan(plan)
     paths = dev_paths(plan, output)
     dockerfile = build_dir(output) / f"{plan.server.name}.dev.Dockerfile"

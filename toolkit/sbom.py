@@ -17,6 +17,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from toolkit import validate
 from toolkit.errors import BuildFailed, UsageError
 from toolkit.plan import SBOM_PATH
 
@@ -58,7 +59,4 @@ def output_path(pattern: Path, server: str, several: bool) -> Path:
     text = str(pattern)
     if several and "{server}" not in text:
         raise UsageError(f"--sbom {text!r} would write every server's SBOM to one file: put {{server}} in it")
-    path = Path(text.replace("{server}", server))
-    if not path.parent.is_dir():
-        raise UsageError(f"cannot write --sbom {path}: directory {path.parent} does not exist")
-    return path
+    return validate.output_file(Path(text.replace("{server}", server)))

@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from toolkit import __version__
+from toolkit import __version__, validate
 from toolkit.compose import (
     STOP_GRACE_SECONDS,
     ComposeResult,
     Mode,
     ServiceSummary,
-    check_output,
     check_start_period,
     check_workers,
     healthcheck,
@@ -196,7 +195,7 @@ def emit(
     notice: Callable[[str], None] = lambda message: None,
 ) -> ComposeResult:
     """Pin the images by registry digest where known, render, validate (compose and stack config), write."""
-    check_output(output)
+    validate.output_file(output)
     images = image_refs(client, plans, notice, cluster=True)
     model = swarm_model(plans, options, images=images, workers=workers, start_period=start_period)
     write_compose(dump(model), output, swarm=True)

@@ -197,11 +197,19 @@ def _writable(path: Path, directory: Path) -> Path:
     return path
 
 
-def output_file(value: Path) -> Path:
-    """A file imgtool may (re)write: a regular file or a new name, in a writable directory."""
+def _replaceable(value: Path) -> Path:
+    """A path that names a regular file or nothing yet: what imgtool may (re)write."""
     path = value.expanduser()
+    if path.is_dir():
+        raise Invalid(f"{path} is a directory: pass a file name, e.g. {path / 'out.yaml'}")
     if path.exists() and not path.is_file():
         raise Invalid(f"{path} exists and is not a regular file: pass a file name")
+    return path
+
+
+def output_file(value: Path) -> Path:
+    """A file imgtool may (re)write: a regular file or a new name, in a writable directory."""
+    path = _replaceable(value)
     if not path.parent.is_dir():
         raise Invalid(f"directory {path.parent} does not exist: create it or pick another path")
     return _writable(path, path.parent)
@@ -209,9 +217,7 @@ def output_file(value: Path) -> Path:
 
 def output_tree(value: Path) -> Path:
     """A file imgtool may (re)write, creating missing directories: the nearest existing one must be writable."""
-    path = value.expanduser()
-    if path.exists() and not path.is_file():
-        raise Invalid(f"{path} exists and is not a regular file: pass a file name")
+    path = _replaceable(value)
     ancestor = path.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent

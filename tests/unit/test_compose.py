@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from toolkit import buildfiles, compose, refs, swarm
+from toolkit import buildfiles, compose, refs, swarm, validate
 from toolkit.config import BUNDLED_APP_CONTEXT, load_config
 from toolkit.errors import EnvironmentProblem, UsageError
 from toolkit.plan import BaseImage, make_plan
@@ -250,11 +250,11 @@ def test_bad_workers_and_no_plans():
 
 
 def test_output_checks(tmp_path):
-    compose.check_output(tmp_path / "compose.yaml")
+    validate.output_file(tmp_path / "compose.yaml")
     with pytest.raises(UsageError, match="does not exist"):
-        compose.check_output(tmp_path / "missing" / "compose.yaml")
+        validate.output_file(tmp_path / "missing" / "compose.yaml")
     with pytest.raises(UsageError, match="is a directory"):
-        compose.check_output(tmp_path)
+        validate.output_file(tmp_path)
 
 
 # ---- writing: validated first, atomic, nothing left on failure ----

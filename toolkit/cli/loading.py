@@ -81,7 +81,7 @@ def load_plans(
     return client, plans
 
 
-def image_refs(images, server_names, all_servers, context, app_ref, demo) -> list[str]:
+def images_to_run(images, server_names, all_servers, context, app_ref, demo) -> list[str]:
     """The images a command runs: those named by `--image`, else the project's, one per selected server."""
     from toolkit.config import load_config
     from toolkit.errors import UsageError

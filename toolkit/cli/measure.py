@@ -11,7 +11,7 @@ from rich.table import Table
 from toolkit import validate
 from toolkit.bench.choices import Generator, Via
 from toolkit.cli.apps import app
-from toolkit.cli.loading import image_refs
+from toolkit.cli.loading import images_to_run
 from toolkit.cli.options import (
     OUTPUT_FILE,
     AllOpt,
@@ -85,7 +85,7 @@ def test_images(
     from toolkit.smoke import report as render
     from toolkit.smoke.runner import Runner, describe_image
 
-    refs = image_refs(image, server, all_servers, context, app_ref, demo)
+    refs = images_to_run(image, server, all_servers, context, app_ref, demo)
     protocols = [str(name) for name in protocol or []]
     selected = select_checks([str(name) for name in check or []], protocols)
     client = engine.connect()
@@ -167,7 +167,7 @@ def bench(
     if plot_file is not None:
         b.require_matplotlib()
     generators = b.pick_generators(generator)
-    refs = image_refs(image, server, all_servers, context, app_ref, demo)
+    refs = images_to_run(image, server, all_servers, context, app_ref, demo)
     client = engine.connect()
     subjects = [b.subject_for(client, ref, health_path) for ref in refs]
     cpus = b.load_cpus()

@@ -8,6 +8,7 @@ check (`toolkit.validate` for kinds of value, `compose`/`kube`/`services`... for
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -72,6 +73,15 @@ OUTPUT_TREE = PathParser(PathRole.output_tree, validate.output_tree)
 OUTPUT_TEMPLATE = PathParser(PathRole.output, validate.output_template)
 
 
+def lazy(module: str, name: str) -> Callable[[Any], Any]:
+    """The check `module.name`, imported when a value arrives: start-up loads none of the modules checks live in."""
+
+    def check(value: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(value)
+
+    return check
+
+
 def server_name(name: str) -> str:
     from toolkit.servers import get_server
 
@@ -113,11 +123,12 @@ def cache_spec(spec: str) -> str:
     if "=" not in spec:
         validate.image_reference(text)
         return spec
-    pairs = dict(pair.partition("=")[::2] for pair in spec.split(","))
-    if not all(pair.partition("=")[1] for pair in spec.split(",")):
+    pairs = [pair.partition("=") for pair in spec.split(",")]
+    if not all(sep for _, sep, _ in pairs):
         raise UsageError(f"{spec[:80]!r} is not key=value,...: e.g. type=registry,ref=localhost:5000/cache")
-    if pairs.get("type", "registry") not in CACHE_TYPES:
-        raise UsageError(f"cache type {pairs['type'][:40]!r} is not one buildx has: use {', '.join(CACHE_TYPES)}")
+    kind = {key: value for key, _, value in pairs}.get("type", "registry")
+    if kind not in CACHE_TYPES:
+        raise UsageError(f"cache type {kind[:40]!r} is not one buildx has: use {', '.join(CACHE_TYPES)}")
     return spec
 
 
@@ -135,45 +146,18 @@ def duration_seconds(text: str) -> float:
         raise typer.BadParameter(str(exc).removeprefix("--duration ")) from None
 
 
-def registry_address(registry: str) -> str:
-    from toolkit.registry import validate_registry
-
-    return validate_registry(registry)
-
-
 def host_port(value: int) -> int:
     """A port to publish on 127.0.0.1: unprivileged, so no engine needs to be root for it."""
     return validate.port(value, low=1024)
 
 
-def swarm_cpus(value: str) -> str:
-    from toolkit.swarm import check_cpus
-
-    return check_cpus(value)
-
-
-def swarm_memory(value: str) -> str:
-    from toolkit.swarm import check_memory
-
-    return check_memory(value)
-
-
-def kube_cpus(value: str) -> str:
-    from toolkit.kube import check_cpu_quantity
-
-    return check_cpu_quantity(value)
-
-
-def kube_memory(value: str) -> str:
-    from toolkit.kube import check_memory_quantity
-
-    return check_memory_quantity(value)
-
-
-def kube_namespace(value: str) -> str:
-    from toolkit.kube import check_namespace
-
-    return check_namespace(value)
+# Checks that return the value as given (or normalised), from the modules that own the setting.
+registry_address = lazy("toolkit.registry", "validate_registry")
+swarm_cpus = lazy("toolkit.swarm", "check_cpus")
+swarm_memory = lazy("toolkit.swarm", "check_memory")
+kube_cpus = lazy("toolkit.kube", "check_cpu_quantity")
+kube_memory = lazy("toolkit.kube", "check_memory_quantity")
+kube_namespace = lazy("toolkit.kube", "check_namespace")
 
 
 def kube_minor(value: str) -> str:
