@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 from toolkit import __version__, validate
+from toolkit.choices import EndpointMode
 from toolkit.compose import (
     STOP_GRACE_SECONDS,
     ComposeResult,
@@ -42,15 +42,6 @@ TMPFS_BYTES = 64 * 1024 * 1024
 UPDATE_MONITOR = "10s"
 _CPUS_RE = re.compile(r"^(?:\d+(?:\.\d+)?|\.\d+)$")
 _MEMORY_RE = re.compile(r"^\d+(?:\.\d+)?[KMG]?$")
-
-
-class EndpointMode(StrEnum):
-    """How a service's name resolves on the stack's network."""
-
-    # One virtual IP through IPVS (Swarm's default).
-    vip = "vip"
-    # The name resolves to every task: for hosts without IPVS (the routing mesh needs it).
-    dnsrr = "dnsrr"
 
 
 _SWARM_HEADER = """\

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from toolkit.choices import EndpointMode
 from toolkit.cli.apps import app
 from toolkit.cli.loading import index_secrets, load_plans, stack_extension, with_index_secrets
 from toolkit.cli.options import (
@@ -39,7 +40,6 @@ from toolkit.cli.options import (
 )
 from toolkit.cli.output import notice, out, print_json, say, table
 from toolkit.errors import UsageError
-from toolkit.swarm import EndpointMode
 
 
 @app.command(
