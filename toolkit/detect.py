@@ -78,7 +78,7 @@ class DependencySource:
         what = {
             DependencyKind.UV_LOCK: "uv.lock (uv sync --frozen --no-dev "
             + (f"--package {self.package} --no-install-workspace)" if self.package else "--no-install-project)"),
-            DependencyKind.REQUIREMENTS: f"{self.requirements} (uv pip install -r)",
+            DependencyKind.REQUIREMENTS: self.detail or f"{self.requirements} (uv pip install -r)",
             DependencyKind.PYPROJECT: f"pyproject.toml [project] dependencies ({len(self.packages)})",
             DependencyKind.LOCKFILE: f"{self.detail}, "
             + ("hashes required" if self.hashed else "hashes checked where the lock has them"),
@@ -177,11 +177,43 @@ def _pyproject(context: Path, pyproject: dict) -> DependencySource | None:
     return DependencySource(DependencyKind.PYPROJECT, packages=packages)
 
 
+def _poetry_dependencies(context: Path, pyproject: dict) -> DependencySource | None:
+    """Poetry without a poetry.lock: `[tool.poetry.dependencies]` in Poetry's own syntax (^, ~, tables).
+
+    Its build backend turns them into the project's metadata, which uv reads from the pyproject.toml
+    alone (`uv pip install -r pyproject.toml`): Poetry's rules are never re-implemented here.
+    """
+    poetry = pyproject.get("tool", {}).get("poetry", {})
+    declared = [name for name in poetry.get("dependencies", {}) if name != "python"]
+    if not declared:
+        return None
+    if "build-system" not in pyproject:
+        raise UsageError(
+            f"{context / 'pyproject.toml'} declares [tool.poetry.dependencies] but has no poetry.lock and no "
+            '[build-system]: run `poetry lock`, or add [build-system] with requires = ["poetry-core"]'
+        )
+    return DependencySource(
+        DependencyKind.REQUIREMENTS,
+        files=("pyproject.toml",),
+        requirements="pyproject.toml",
+        detail=f"pyproject.toml [tool.poetry.dependencies] ({len(declared)}), read by uv through the project's "
+        "build backend; no poetry.lock, so not pinned",
+    )
+
+
+def _unlocked_pipfile(context: Path, pyproject: dict) -> DependencySource | None:
+    if (context / "Pipfile").is_file():
+        raise UsageError(f"{context / 'Pipfile'} has no Pipfile.lock beside it: run `pipenv lock`, then build again")
+    return None
+
+
 DETECTORS: tuple[Callable[[Path, dict], DependencySource | None], ...] = (
     _uv_lock,
     _requirements,
     _foreign_lock,
     _pyproject,
+    _poetry_dependencies,
+    _unlocked_pipfile,
 )
 
 

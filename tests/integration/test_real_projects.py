@@ -9,6 +9,7 @@ Fixtures (tests/projects/, provenance in tests/projects/README.md):
 - full-stack-fastapi-uv: the same template at 9ec63eae, a uv workspace whose member `backend` is the app;
   its uv.lock names a package index, so it is generated here (`uv lock --exclude-newer` the commit's date)
 - django-startproject: `django-admin startproject mysite .` (Django 5.2) plus requirements.txt
+- quart-chat: pallets/quart 657bca7 examples/chat (Poetry 1.x `[tool.poetry.dependencies]`, no lock, src layout)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import docker.errors
 import httpx
 import pytest
+from websockets.sync.client import connect as ws_connect
 
 from tests.conftest import RUN_ID, TAG_PREFIX, run_cli
 from tests.integration.conftest import running
@@ -247,3 +249,26 @@ def test_django_collectstatic_fills_static_root_in_the_build(docker_client, tags
     assert "django: settings mysite.settings, collectstatic in the build" in stderr
     listing = run_once(docker_client, f"{TAG_PREFIX}imgtool-staticsite:granian", *LIST, "/app/staticfiles/admin/css")
     assert "base.css" in listing.split()
+
+
+def test_quart_chat_poetry_without_a_lock_serves_its_page_and_its_websocket(docker_client, tags, tmp_path):
+    project = copy_project("quart-chat", tmp_path, as_name="chat")
+    tags.update(f"{TAG_PREFIX}imgtool-chat:{server}" for server in SERVERS)
+    for server in SERVERS:
+        stderr = build(project, server)
+        assert "app: chat:app, detected (app = Quart(...) in chat)" in stderr
+        # Poetry's own syntax, read by its build backend (poetry-core) through uv: not re-implemented here.
+        assert "dependencies: pyproject.toml [tool.poetry.dependencies] (1), read by uv through" in stderr
+    smoke(project, {})
+    tag = f"{TAG_PREFIX}imgtool-chat:granian"
+    packages = installed(docker_client, tag)
+    assert "quart" in packages and not {"pytest", "pytest-asyncio", "poetry"} & set(packages)
+    page = get(docker_client, tag, "/")
+    assert page.status_code == 200 and "new WebSocket(`ws://${location.host}/ws`)" in page.text
+    for server in SERVERS:
+        with running(docker_client, f"{TAG_PREFIX}imgtool-chat:{server}") as (_, target):
+            wait_for_health_any(target.url("/"))
+            # The chat broadcasts each message to every subscriber, the sender included.
+            with ws_connect(f"ws://{target.host}:{target.port}/ws", open_timeout=10) as socket:
+                socket.send("hello from imgtool")
+                assert socket.recv(timeout=10) == "hello from imgtool", server

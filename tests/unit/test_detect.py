@@ -107,6 +107,46 @@ def test_pyproject_dependencies_and_nothing(tmp_path):
     assert source(tmp_path).kind == DependencyKind.NONE
 
 
+POETRY_NO_LOCK = """[tool.poetry]
+name = "chat"
+version = "0.1.0"
+
+[tool.poetry.dependencies]
+python = "^3.10"
+quart = "*"
+httpx = {version = "^0.27", extras = ["http2"]}
+
+[tool.poetry.dev-dependencies]
+pytest = "*"
+"""
+POETRY_BACKEND = '\n[build-system]\nrequires = ["poetry-core>=1.0.0"]\nbuild-backend = "poetry.core.masonry.api"\n'
+
+
+def test_poetry_dependencies_without_a_lock_are_read_through_the_build_backend(tmp_path):
+    # pallets/quart's examples: Poetry 1.x syntax, no [project], no poetry.lock.
+    write(tmp_path, {"pyproject.toml": POETRY_NO_LOCK + POETRY_BACKEND, "src/chat/__init__.py": ""})
+    found = source(tmp_path)
+    assert (found.kind, found.requirements, found.files) == (
+        DependencyKind.REQUIREMENTS,
+        "pyproject.toml",
+        ("pyproject.toml",),
+    )
+    assert found.summary.startswith("pyproject.toml [tool.poetry.dependencies] (2), read by uv through")
+    assert found.install_paths == (".",)
+
+
+def test_poetry_dependencies_with_no_backend_to_read_them_name_the_fix(tmp_path):
+    write(tmp_path, {"pyproject.toml": POETRY_NO_LOCK})
+    with pytest.raises(UsageError, match=r"no poetry.lock and no \[build-system\]: run `poetry lock`"):
+        source(tmp_path)
+
+
+def test_a_pipfile_without_its_lock_names_the_fix(tmp_path):
+    write(tmp_path, {"Pipfile": '[packages]\nstarlette = "*"\n'})
+    with pytest.raises(UsageError, match=r"has no Pipfile\.lock beside it: run `pipenv lock`"):
+        source(tmp_path)
+
+
 def test_src_layout_with_a_build_backend_is_installed_as_a_wheel(tmp_path):
     write(tmp_path, {"pyproject.toml": pyproject(build_system=True), "src/demo/__init__.py": ""})
     assert source(tmp_path).install_project
