@@ -87,6 +87,9 @@ def test_the_wheel_carries_the_package_and_its_templates(dists):
     assert f"Name: {DISTRIBUTION}\n" in metadata and f"Version: {__version__}\n" in metadata
     assert "imgtool = toolkit.cli:main" in entry_points
     assert not any(name.startswith(("tests/", "images/", "benchmarks/")) for name in names)
+    # Beside the templates, the package is its Python modules: no stray file a merge left behind.
+    code = {name for name in names if name.startswith("toolkit/") and not name.startswith("toolkit/images/")}
+    assert {name for name in code if not name.endswith(".py")} == set()
 
 
 def test_installed_outside_the_checkout_and_nothing_leaks_in(user):
