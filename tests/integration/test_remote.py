@@ -53,7 +53,7 @@ def _layers(client: docker.DockerClient, ref: str) -> list[str]:
     return client.images.get(ref).attrs["RootFS"]["Layers"]
 
 
-def test_builds_on_other_engines_push_and_reuse_a_registry_cache(docker_client, registry, tmp_path):
+def test_builds_on_other_engines_push_and_reuse_a_registry_cache(docker_client, registry, tmp_path, record_property):
     base = _base_for(docker_client)
     repository = f"imgtool-test-remote-{RUN_ID}"
     pushed_tag = f"{registry}/{repository}:granian"
@@ -100,12 +100,15 @@ def test_builds_on_other_engines_push_and_reuse_a_registry_cache(docker_client, 
         with pytest.raises(docker.errors.ImageNotFound):
             engine_b.images.get("imgtool-test-remote:cold")
 
+        # The figure for the notes, side by side from one run; the proof that the cache was used is the
+        # layer comparison above, never a timing (a loaded machine would make that flaky).
         ratio = cold["seconds"] / cached["seconds"]
+        record_property("cold_seconds", round(cold["seconds"], 1))
+        record_property("from_registry_cache_seconds", round(cached["seconds"], 1))
         print(
             f"\ncold build on an empty engine: {cold['seconds']:.1f} s without the registry cache, "
             f"{cached['seconds']:.1f} s with it ({ratio:.1f}x); build + push + cache export on B: "
             f"{first['seconds']:.1f} s"
         )
-        assert ratio > 2, f"the registry cache saved too little: {cold['seconds']:.1f} s vs {cached['seconds']:.1f} s"
         engine_b.close()
         engine_c.close()
