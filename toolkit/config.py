@@ -43,6 +43,7 @@ _KNOWN_KEYS = {
     "python",
     "base",
     "health-path",
+    "ws-path",
     "port",
     "name",
     "routes",
@@ -76,6 +77,8 @@ class Config:
     health_path: str | None
     port: int
     routes: str = "generic"
+    # A WebSocket route the smoke suite opens (the reference app's is /ws); None: no ws check.
+    ws_path: str | None = None
     # Servers to build when no --server/--all is given (empty: the CLI's default).
     servers: tuple[str, ...] = ()
     # Default worker count baked into the image (WEB_CONCURRENCY still wins at run time); None: per CPU.
@@ -273,6 +276,10 @@ def load_config(
     if health_path is not None and (not isinstance(health_path, str) or not health_path.startswith("/")):
         raise UsageError(f"health path {health_path!r} must start with '/': e.g. /health")
 
+    ws_path = settings.get("ws-path")
+    if ws_path is not None and (not isinstance(ws_path, str) or not ws_path.startswith("/")):
+        raise UsageError(f"[tool.imgtool] ws-path {ws_path!r} must start with '/': e.g. /ws")
+
     routes = settings.get("routes", "generic")
     if routes not in ROUTE_PROFILES:
         raise UsageError(f"[tool.imgtool] routes = {routes!r} is not one of {', '.join(ROUTE_PROFILES)}")
@@ -304,6 +311,7 @@ def load_config(
         health_path=health_path,
         port=port,
         routes=routes,
+        ws_path=ws_path,
         servers=tooltable.servers(settings),
         workers=tooltable.workers(settings),
         apt_packages=tooltable.apt_packages(settings),
@@ -333,6 +341,7 @@ def describe_config(config: Config, servers: tuple[str, ...], servers_origin: st
         "python": config.python,
         "base": config.base or f"python:{config.python}-slim (else the offline base)",
         "health-path": config.health_path or "none: any answer below 500 at / is healthy",
+        "ws-path": config.ws_path or ("/ws (the reference routes)" if config.routes == "reference" else "none"),
         "port": config.port,
         "workers": config.workers if config.workers is not None else "one per CPU (server default)",
         "apt-packages": list(config.apt_packages),

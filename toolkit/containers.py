@@ -36,6 +36,8 @@ PORT_LABEL = "imgtool.port"
 HEALTH_PATH_LABEL = "imgtool.health-path"
 # "reference" when the app serves the bundled app's routes, else "generic".
 ROUTES_LABEL = "imgtool.routes"
+# A WebSocket route of the app ([tool.imgtool] ws-path), for the smoke suite's ws check.
+WS_PATH_LABEL = "imgtool.ws-path"
 # "server" on a per-server base (`imgtool base build`), with its Python version and packages.
 SERVER_BASE_LABEL = "imgtool.base"
 PYTHON_LABEL = "imgtool.python"
@@ -88,6 +90,7 @@ class ImageLabels:
     # None: the image has no health route; any answer below 500 at / counts (the image's own rule).
     health_path: str | None = None
     reference_routes: bool = False
+    ws_path: str | None = None
 
     @property
     def spec(self) -> ServerSpec | None:
@@ -114,6 +117,7 @@ def image_labels(client: docker.DockerClient, ref: str) -> ImageLabels:
         port=int(labels.get(PORT_LABEL, DEFAULT_PORT)),
         health_path=labels.get(HEALTH_PATH_LABEL) or None,
         reference_routes=labels.get(ROUTES_LABEL) == "reference",
+        ws_path=labels.get(WS_PATH_LABEL) or ("/ws" if labels.get(ROUTES_LABEL) == "reference" else None),
     )
 
 

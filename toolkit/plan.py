@@ -22,6 +22,7 @@ from toolkit.containers import (
     SERVER_BASE_LABEL,
     SERVER_LABEL,
     VERSION_LABEL,
+    WS_PATH_LABEL,
 )
 from toolkit.detect import DependencyKind, DependencySource
 from toolkit.errors import UsageError
@@ -161,6 +162,7 @@ def make_plan(
         # Empty: no health route configured; any answer below 500 at / is healthy.
         HEALTH_PATH_LABEL: config.health_path or "",
         ROUTES_LABEL: config.routes,
+        **({WS_PATH_LABEL: config.ws_path} if config.ws_path else {}),
         "imgtool.sbom": SBOM_PATH,
         RUNTIME_LABEL: resolve_runtime(config, base),
     }

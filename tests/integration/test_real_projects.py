@@ -259,7 +259,15 @@ def test_quart_chat_poetry_without_a_lock_serves_its_page_and_its_websocket(dock
         assert "app: chat:app, detected (app = Quart(...) in chat)" in stderr
         # Poetry's own syntax, read by its build backend (poetry-core) through uv: not re-implemented here.
         assert "dependencies: pyproject.toml [tool.poetry.dependencies] (1), read by uv through" in stderr
-    smoke(project, {})
+    # The smoke suite's ws check on the app's own route: the upgrade and a clean close, on both servers.
+    results = smoke(project, {}, "--ws-path", "/ws")
+    for server in SERVERS:
+        assert results[server]["ws"] == ("pass", "upgrade at /ws, close 1000"), server
+    # ... and it fails where the route is no WebSocket (the page at /).
+    failed = run_cli("test", "-s", "granian", "--ws-path", "/", "--check", "ws", "--json", cwd=project, timeout=300)
+    assert failed.returncode == 1, failed.stderr
+    ws = next(r for r in json.loads(failed.stdout)["servers"][0]["results"] if r["check"] == "ws")
+    assert ws["status"] == "FAIL" and ws["detail"].startswith("WebSocket /: "), ws
     tag = f"{TAG_PREFIX}imgtool-chat:granian"
     packages = installed(docker_client, tag)
     assert "quart" in packages and not {"pytest", "pytest-asyncio", "poetry"} & set(packages)

@@ -51,6 +51,7 @@ def test_src_layout_package_is_found(tmp_path):
         ({"app": "main:app", "python": "three"}, "", "is not a Python version X.Y"),
         ({"app": "main:app"}, "port = 70000", "is not a TCP port"),
         ({"app": "main:app"}, 'health-path = "health"', "must start with '/'"),
+        ({"app": "main:app"}, 'ws-path = "chat"', "ws-path 'chat' must start with '/'"),
         ({"app": "main:app"}, 'colour = "blue"', "unknown \\[tool.imgtool\\] key"),
         ({"app": "main:app"}, 'routes = "all"', "routes = 'all' is not one of"),
     ],
@@ -99,3 +100,20 @@ def test_apt_packages_without_a_runtime_choose_debian(tmp_path):
 def test_unknown_runtime_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="runtime = 'alpine' is not one of distroless, debian"):
         load_config(write_project(tmp_path, 'app = "main:app"\nruntime = "alpine"'))
+
+
+def test_a_websocket_route_becomes_the_image_label_the_smoke_suite_reads(tmp_path):
+    from pathlib import Path
+
+    from toolkit.containers import WS_PATH_LABEL
+    from toolkit.plan import BaseImage, make_plan
+    from toolkit.servers import SERVERS
+
+    write_project(tmp_path, 'ws-path = "/chat"')
+    config = load_config(tmp_path, app="main:app")
+    assert config.ws_path == "/chat"
+    plan = make_plan(config, SERVERS["granian"], BaseImage("python:3.11-slim", None), Path("/assets"))
+    assert plan.labels[WS_PATH_LABEL] == "/chat"
+    write_project(tmp_path)
+    plan = make_plan(load_config(tmp_path, app="main:app"), SERVERS["granian"], BaseImage("x", None), Path("/a"))
+    assert WS_PATH_LABEL not in plan.labels

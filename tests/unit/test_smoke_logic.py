@@ -24,7 +24,7 @@ def test_na_keeps_the_reason_and_what_was_observed():
     assert "no HTTP/2" in result.detail and "RemoteProtocolError" in result.detail
 
 
-def image(routes=True, spec="granian", claimed=None):
+def image(routes=True, spec="granian", claimed=None, ws_path=None):
     server = SERVERS.get(spec)
     return ImageUnderTest(
         ref="x",
@@ -32,6 +32,7 @@ def image(routes=True, spec="granian", claimed=None):
         port=8000,
         health_path="/health",
         reference_routes=routes,
+        ws_path=ws_path or ("/ws" if routes else None),
         spec=server,
         app="app:app" if server else None,
         claimed=frozenset(claimed or (server.claims if server else {"http1"})),
@@ -46,6 +47,12 @@ def test_generic_images_skip_checks_needing_reference_routes():
     plan = plan_checks(image(routes=False, spec="none"), set(CHECKS))
     assert plan["ws"] and plan["lifespan"] and plan["graceful"] and plan["h2-tls"]
     assert plan["health"] is None and plan["http1"] is None and plan["h2c"] is None
+
+
+def test_any_app_that_names_a_websocket_route_gets_the_ws_check():
+    reason = "needs a WebSocket route: --ws-path or [tool.imgtool] ws-path"
+    assert plan_checks(image(routes=False), set(CHECKS))["ws"] == reason
+    assert plan_checks(image(routes=False, ws_path="/chat"), set(CHECKS))["ws"] is None
 
 
 def test_health_always_runs_and_unselected_checks_are_skipped():

@@ -58,6 +58,14 @@ def test_images(
             callback=checked(validate.url_path),
         ),
     ] = None,
+    ws_path: Annotated[
+        str | None,
+        typer.Option(
+            "--ws-path",
+            help="WebSocket route the ws check opens (default: the image's label, /ws on the reference app).",
+            callback=checked(validate.url_path),
+        ),
+    ] = None,
     port: Annotated[
         int | None,
         typer.Option("--port", help="Container port (default: label or 8000).", callback=checked(validate.port)),
@@ -89,7 +97,7 @@ def test_images(
     protocols = [str(name) for name in protocol or []]
     selected = select_checks([str(name) for name in check or []], protocols)
     client = engine.connect()
-    images = [describe_image(client, ref, health_path, port, protocols, dict(env or [])) for ref in refs]
+    images = [describe_image(client, ref, health_path, port, protocols, dict(env or []), ws_path) for ref in refs]
     report = Report()
     with Runner(client, current_run_id(), timeout=timeout) as runner, err.status("starting") as status:
         for subject in images:

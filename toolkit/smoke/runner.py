@@ -27,9 +27,11 @@ from toolkit.smoke import checks
 from toolkit.smoke.checks import CheckFailure, Target
 from toolkit.smoke.model import CHECKS, CheckResult, ServerReport, Status
 
-# Checks that use the reference app's routes (/ws, /info, /slow) beyond the health path. lifespan is
-# different: on any other app it is probed in the image itself (lifespan_probe.py).
-REFERENCE_ONLY = {"ws": "/ws", "graceful": "/slow"}
+# Checks that use the reference app's routes (/info, /slow) beyond the health path. lifespan is
+# different: on any other app it is probed in the image itself (lifespan_probe.py); ws runs on any
+# app that names a WebSocket route (--ws-path, [tool.imgtool] ws-path).
+REFERENCE_ONLY = {"graceful": "/slow"}
+NO_WS_ROUTE = "needs a WebSocket route: --ws-path or [tool.imgtool] ws-path"
 LIFESPAN_PROBE = (Path(__file__).parent / "lifespan_probe.py").read_text()
 NO_LIFESPAN = "the app does not support lifespan"
 CERT_DIR = "/certs"
@@ -47,6 +49,8 @@ class ImageUnderTest:
     # None: no health route configured; GET / must answer below 500.
     health_path: str | None
     reference_routes: bool
+    # The WebSocket route the ws check opens; None: the app names none.
+    ws_path: str | None
     spec: ServerSpec | None
     app: str | None
     claimed: frozenset[str]
@@ -63,6 +67,7 @@ def describe_image(
     port: int | None = None,
     protocols: list[str] | None = None,
     environment: dict[str, str] | None = None,
+    ws_path: str | None = None,
 ) -> ImageUnderTest:
     labels = containers.image_labels(client, ref)
     spec = labels.spec
@@ -84,6 +89,7 @@ def describe_image(
         port=port or labels.port,
         health_path=health_path or labels.health_path,
         reference_routes=labels.reference_routes,
+        ws_path=ws_path or labels.ws_path,
         spec=spec,
         app=labels.app,
         claimed=claimed,
@@ -111,6 +117,8 @@ def plan_checks(image: ImageUnderTest, selected: set[str]) -> dict[str, str | No
             decisions[check] = "not selected"
         elif check in REFERENCE_ONLY and not image.reference_routes:
             decisions[check] = f"needs the reference app's {REFERENCE_ONLY[check]} route"
+        elif check == "ws" and image.ws_path is None:
+            decisions[check] = NO_WS_ROUTE
         elif check == "h2-tls" and (image.spec is None or image.app is None):
             decisions[check] = "needs an imgtool-built image (TLS flags come from the server registry)"
         elif check == "lifespan" and not image.reference_routes and image.app is None:
@@ -148,6 +156,7 @@ class Runner(containers.Run):
             port=port,
             health_path=image.health_path,
             reference_routes=image.reference_routes,
+            ws_path=image.ws_path,
             tls_context=tls,
         )
 
