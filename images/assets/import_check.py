@@ -155,4 +155,9 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # One ordered stream: BuildKit carries stdout and stderr as two streams and can join a line of one to
+    # the next of the other (observed: the one-line verdict ran on into the traceback's "  File ..."), so
+    # the app's output, the traceback and the verdict all go down stdout's pipe, line by line.
+    os.dup2(sys.stdout.fileno(), sys.stderr.fileno())
+    sys.stdout.reconfigure(line_buffering=True)
     sys.exit(main(sys.argv[1:]))
