@@ -68,6 +68,9 @@ class DependencySource:
     detail: str = ""
     # kind "uv.lock" in a workspace: the member to sync (`uv sync --package`).
     package: str | None = None
+    # `requirements` is metadata a setup.py (or a dynamic [project]) computes from the whole project: the
+    # install mounts the context (writable, discarded) instead of copying `files`.
+    context_mount: bool = False
 
     @property
     def install_project(self) -> bool:
@@ -201,6 +204,31 @@ def _poetry_dependencies(context: Path, pyproject: dict) -> DependencySource | N
     )
 
 
+def _setuptools_metadata(context: Path, pyproject: dict) -> DependencySource | None:
+    """Dependencies only the project's build backend can compute: setup.py / setup.cfg `install_requires`, or
+    `dynamic = ["dependencies"]`. uv asks the backend (`uv pip install -r setup.py`), which may read any file of
+    the project, so the install sees the whole context and a code change runs it again (uv's cache keeps that
+    to seconds)."""
+    if "dependencies" in pyproject.get("project", {}).get("dynamic", ()) and "build-system" in pyproject:
+        source = "pyproject.toml"
+    else:
+        declaring = [
+            name
+            for name in ("setup.py", "setup.cfg")
+            if (context / name).is_file() and "install_requires" in (context / name).read_text(errors="replace")
+        ]
+        if not declaring:
+            return None
+        source = declaring[0]
+    return DependencySource(
+        DependencyKind.REQUIREMENTS,
+        requirements=source,
+        context_mount=True,
+        detail=f"{source} metadata (uv pip install -r {source}, through the project's build backend; it reads "
+        "the whole project, so a code change re-runs the install)",
+    )
+
+
 def _unlocked_pipfile(context: Path, pyproject: dict) -> DependencySource | None:
     if (context / "Pipfile").is_file():
         raise UsageError(f"{context / 'Pipfile'} has no Pipfile.lock beside it: run `pipenv lock`, then build again")
@@ -214,6 +242,7 @@ DETECTORS: tuple[Callable[[Path, dict], DependencySource | None], ...] = (
     _pyproject,
     _poetry_dependencies,
     _unlocked_pipfile,
+    _setuptools_metadata,
 )
 
 

@@ -152,6 +152,8 @@ def dev_plan(plan: BuildPlan) -> BuildPlan:
 def dependency_files(plan: BuildPlan) -> tuple[str, ...]:
     """Context-relative files whose change needs a new image (the rest is synced)."""
     files = list(plan.deps.files)
+    if plan.deps.context_mount and plan.deps.requirements:
+        files.append(plan.deps.requirements)
     if (plan.config.context / "pyproject.toml").is_file():
         files.append("pyproject.toml")
     return tuple(dict.fromkeys(files))

@@ -72,6 +72,17 @@ PROJECT_CASES = {
             index='"path":"/"',
         ),
         Project(
+            # No requirements file: setuptools computes install_requires, reading README.md and the package.
+            "setuptools-setup-py",
+            "imgtool-setuptools-setup-py",
+            "shop.web:app",
+            "dependencies: setup.py metadata (uv pip install -r setup.py, through the project's build backend",
+            ("granian",),
+            extra=("uvicorn",),
+            ws=True,
+            index="setup.py sample 1.2.0",
+        ),
+        Project(
             # pyodbc's wheel links the system's libodbc.so.2 (distroless brings Debian's libodbc2 with no
             # flag); Pillow's vendors its libraries. /image.png and /image.jpeg exercise them.
             "native-libs",

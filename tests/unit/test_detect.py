@@ -141,6 +141,37 @@ def test_poetry_dependencies_with_no_backend_to_read_them_name_the_fix(tmp_path)
         source(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("files", "requirements"),
+    [
+        ({"setup.py": "from setuptools import setup\nsetup(install_requires=['starlette'])\n"}, "setup.py"),
+        ({"setup.cfg": "[options]\ninstall_requires =\n    starlette\n"}, "setup.cfg"),
+        (
+            {
+                "pyproject.toml": '[project]\nname = "x"\ndynamic = ["dependencies"]\n'
+                '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+            },
+            "pyproject.toml",
+        ),
+    ],
+)
+def test_dependencies_only_the_build_backend_computes_are_read_through_it(tmp_path, files, requirements):
+    write(tmp_path, files)
+    found = source(tmp_path)
+    assert (found.kind, found.requirements, found.context_mount, found.files) == (
+        DependencyKind.REQUIREMENTS,
+        requirements,
+        True,
+        (),
+    )
+    assert "a code change re-runs the install" in found.summary
+
+
+def test_a_setup_py_without_install_requires_installs_nothing_of_its_own(tmp_path):
+    write(tmp_path, {"setup.py": "from setuptools import setup\nsetup(name='x')\n"})
+    assert source(tmp_path).kind == DependencyKind.NONE
+
+
 def test_a_pipfile_without_its_lock_names_the_fix(tmp_path):
     write(tmp_path, {"Pipfile": '[packages]\nstarlette = "*"\n'})
     with pytest.raises(UsageError, match=r"has no Pipfile\.lock beside it: run `pipenv lock`"):

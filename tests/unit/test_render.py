@@ -275,3 +275,29 @@ def test_a_server_base_is_its_own_debian_runtime_and_refuses_distroless_by_name(
     assert plan.runtime == "debian"
     with pytest.raises(UsageError, match="per-server base"):
         render("granian", server_base("granian"), runtime="distroless")
+
+
+SETUP_PY = """from pathlib import Path
+from setuptools import setup
+
+setup(name="myapp", long_description=Path("README.md").read_text(), install_requires=["starlette"])
+"""
+
+
+@pytest.mark.parametrize("base", [OFFLINE, SERVER_BASE], ids=["plain", "server-base"])
+def test_setup_py_dependencies_are_read_with_the_whole_project_mounted(tmp_path, base):
+    (tmp_path / "main.py").write_text("app = None\n")
+    (tmp_path / "setup.py").write_text(SETUP_PY)
+    (tmp_path / "README.md").write_text("# myapp\n")
+    _, text = render(base=base, context=tmp_path, app="main:app")
+    deps = text[text.index("AS deps") : text.index("AS builder")]
+    # Writable (setuptools writes its egg-info beside setup.py) and discarded with the step: nothing copied.
+    mount = "/srv" if base.server_base else "/tmp/project"
+    assert f"--mount=type=bind,source=.,target={mount},rw" in deps
+    assert f"--requirement {mount}/setup.py" in deps
+    assert "COPY setup.py" not in text and "from=depfiles" not in text
+    hadolint = Path(sys.executable).parent / "hadolint"
+    dockerfile = tmp_path / "Dockerfile.setup-py"
+    dockerfile.write_text(text)
+    result = subprocess.run([hadolint, str(dockerfile)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
