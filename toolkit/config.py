@@ -272,13 +272,8 @@ def load_config(
     if not isinstance(port, int) or not 1 <= port <= 65535:
         raise UsageError(f"port {port!r} is not a TCP port: use a number from 1 to 65535")
 
-    health_path = health_path or settings.get("health-path", DEFAULT_HEALTH_PATH)
-    if health_path is not None and (not isinstance(health_path, str) or not health_path.startswith("/")):
-        raise UsageError(f"health path {health_path!r} must start with '/': e.g. /health")
-
-    ws_path = settings.get("ws-path")
-    if ws_path is not None and (not isinstance(ws_path, str) or not ws_path.startswith("/")):
-        raise UsageError(f"[tool.imgtool] ws-path {ws_path!r} must start with '/': e.g. /ws")
+    health_path = _route(health_path or settings.get("health-path", DEFAULT_HEALTH_PATH), "health path", "/health")
+    ws_path = _route(settings.get("ws-path"), "[tool.imgtool] ws-path", "/ws")
 
     routes = settings.get("routes", "generic")
     if routes not in ROUTE_PROFILES:
@@ -329,6 +324,13 @@ def load_config(
         django=django,
         demo=demo,
     )
+
+
+def _route(value: object, name: str, example: str) -> str | None:
+    """A route setting: unset, or a path from the root."""
+    if value is not None and (not isinstance(value, str) or not value.startswith("/")):
+        raise UsageError(f"{name} {value!r} must start with '/': e.g. {example}")
+    return value
 
 
 def describe_config(config: Config, servers: tuple[str, ...], servers_origin: str) -> list[tuple[str, object, str]]:

@@ -110,14 +110,15 @@ def image_labels(client: docker.DockerClient, ref: str) -> ImageLabels:
     except docker.errors.ImageNotFound:
         raise UsageError(f"image {ref} not found: build it first (imgtool build) or pass an existing --image") from None
     labels = image.labels or {}
+    reference_routes = labels.get(ROUTES_LABEL) == "reference"
     return ImageLabels(
         ref=ref,
         server=labels.get(SERVER_LABEL),
         app=labels.get(APP_LABEL),
         port=int(labels.get(PORT_LABEL, DEFAULT_PORT)),
         health_path=labels.get(HEALTH_PATH_LABEL) or None,
-        reference_routes=labels.get(ROUTES_LABEL) == "reference",
-        ws_path=labels.get(WS_PATH_LABEL) or ("/ws" if labels.get(ROUTES_LABEL) == "reference" else None),
+        reference_routes=reference_routes,
+        ws_path=labels.get(WS_PATH_LABEL) or ("/ws" if reference_routes else None),
     )
 
 

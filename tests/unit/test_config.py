@@ -1,7 +1,12 @@
+from pathlib import Path
+
 import pytest
 
 from toolkit.config import BUNDLED_APP_CONTEXT, load_config
+from toolkit.containers import WS_PATH_LABEL
 from toolkit.errors import UsageError
+from toolkit.plan import BaseImage, make_plan
+from toolkit.servers import SERVERS
 from toolkit.validate import image_tag
 
 
@@ -103,12 +108,6 @@ def test_unknown_runtime_is_a_usage_error(tmp_path):
 
 
 def test_a_websocket_route_becomes_the_image_label_the_smoke_suite_reads(tmp_path):
-    from pathlib import Path
-
-    from toolkit.containers import WS_PATH_LABEL
-    from toolkit.plan import BaseImage, make_plan
-    from toolkit.servers import SERVERS
-
     write_project(tmp_path, 'ws-path = "/chat"')
     config = load_config(tmp_path, app="main:app")
     assert config.ws_path == "/chat"
