@@ -12,17 +12,15 @@ from toolkit.asgiapp import Django, detect_app, detect_django
 from toolkit.detect import (
     DependencyKind,
     DependencySource,
-    PythonRequirement,
     Workspace,
     dependency_source,
     find_workspace,
     is_project,
-    pick_python,
-    python_requirement,
     read_toml,
 )
 from toolkit.errors import UsageError
 from toolkit.indexes import IndexConfig, index_config
+from toolkit.pythons import PythonRequirement, pick_python, python_requirement
 from toolkit.tooltable import DEFAULT_RUNTIME, Runtime
 
 BUNDLED_APP_CONTEXT = IMAGES_DIR / "app"

@@ -1,5 +1,5 @@
-"""Look at a project and decide, as data: where its dependencies come from, which ASGI app it serves,
-which Python it needs, whether it is a Django project, and whether it is a member of a uv workspace.
+"""Look at a project and decide, as data: where its dependencies come from and whether it is a member of a
+uv workspace (the Python it asks for: toolkit/pythons.py).
 
 Each dependency detector is a small function `(context, pyproject) -> DependencySource | None`,
 tried in order; the first answer wins. The template (images/Dockerfile.j2) turns the chosen
@@ -9,7 +9,6 @@ Everything here reads files (TOML, JSON, `ast`): nothing is imported or executed
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -323,75 +322,3 @@ def _workspace_source(workspace: Workspace, member_pyproject: dict) -> Dependenc
     if _has_src_package(workspace.root / workspace.member, member_pyproject):
         paths.append(workspace.member)
     return DependencySource(DependencyKind.UV_LOCK, files=files, package=workspace.package, install_paths=tuple(paths))
-
-
-# ---- the Python version a project asks for ----
-
-_VERSION_RE = re.compile(r"(\d+)\.(\d+)")
-
-
-@dataclass(frozen=True)
-class PythonRequirement:
-    """What the project says about its Python: an exact X.Y (.python-version) or a specifier set."""
-
-    where: str  # ".python-version", "requires-python in pyproject.toml", ...
-    exact: str | None = None  # "3.12"
-    specifier: str | None = None  # ">=3.10,<4.0"
-
-    def allows(self, version: str) -> bool:
-        if self.exact is not None:
-            return self.exact == version
-        return lockfiles.satisfies(version, self.specifier or "")
-
-    def describe(self) -> str:
-        return f"Python {self.exact}" if self.exact else f"Python {self.specifier}"
-
-
-def python_requirement(project: Path, root: Path | None = None) -> PythonRequirement | None:
-    """From .python-version, uv.lock, [project] requires-python, Poetry's python, Pipfile (first found)."""
-    roots = [project] + ([root] if root is not None and root != project else [])
-    for directory in roots:
-        pinned = directory / ".python-version"
-        if pinned.is_file():
-            for line in pinned.read_text().splitlines():
-                match = _VERSION_RE.search(line.split("#", 1)[0])
-                if match:
-                    return PythonRequirement(f"{pinned.name} in {directory.name or directory}", exact=match.group(0))
-    for directory in roots:
-        lock = directory / "uv.lock"
-        if lock.is_file():
-            spec = read_toml(lock).get("requires-python")
-            if spec:
-                return PythonRequirement("requires-python in uv.lock", specifier=spec.replace(" ", ""))
-    pyproject = read_toml(project / "pyproject.toml")
-    spec = pyproject.get("project", {}).get("requires-python")
-    if spec:
-        return PythonRequirement("requires-python in pyproject.toml", specifier=spec.replace(" ", ""))
-    poetry = pyproject.get("tool", {}).get("poetry", {}).get("dependencies", {}).get("python")
-    if isinstance(poetry, str) and poetry.strip() not in ("", "*"):
-        return PythonRequirement(
-            "[tool.poetry.dependencies] python in pyproject.toml", specifier=lockfiles.to_pep440(poetry)
-        )
-    pipfile = read_toml(project / "Pipfile").get("requires", {})
-    wanted = pipfile.get("python_version") or pipfile.get("python_full_version")
-    if wanted:
-        match = _VERSION_RE.search(str(wanted))
-        if match:
-            return PythonRequirement("[requires] python_version in Pipfile", exact=match.group(0))
-    return None
-
-
-KNOWN_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
-
-
-def pick_python(requirement: PythonRequirement, preferred: str) -> str | None:
-    """The X.Y to build with: the exact one, else `preferred` when allowed, else the nearest allowed one."""
-    if requirement.exact is not None:
-        return requirement.exact
-
-    def distance(version: str) -> tuple[int, int]:
-        gap = int(version.split(".")[1]) - int(preferred.split(".")[1])
-        return (abs(gap), -gap)  # nearest; on a tie the newer
-
-    allowed = [version for version in KNOWN_PYTHONS if requirement.allows(version)]
-    return min(allowed, key=distance) if allowed else None

@@ -23,9 +23,10 @@ class Finding:
 def base_path(client, python: str, context: Path) -> Finding:
     """Which base builds in `context` use: per-server bases from imgtool.lock, the published image, or offline."""
     from toolkit import engine
-    from toolkit.base import BOOTSTRAP_IMAGE, official_base
+    from toolkit.base import official_base
     from toolkit.errors import UsageError
     from toolkit.lock import lock_path, read_lock
+    from toolkit.pythons import offline_python
 
     try:
         lock = read_lock(context)
@@ -43,15 +44,17 @@ def base_path(client, python: str, context: Path) -> Finding:
     official = official_base(python)
     if engine.image_exists(client, official):
         return Finding("basepath", True, f"published Python image {official}", required=False)
-    if engine.image_exists(client, BOOTSTRAP_IMAGE):
-        return Finding("basepath", True, f"offline bootstrap {BOOTSTRAP_IMAGE} (no {official})", required=False)
+    offline = offline_python(python)
+    if offline is not None and engine.image_exists(client, offline.image):
+        return Finding("basepath", True, f"offline bootstrap {offline.image} (no {official})", required=False)
     return Finding("basepath", False, "no base to build on yet: see the base line", required=False)
 
 
 def diagnose(python: str = "3.11", context: Path | None = None) -> list[Finding]:
     from toolkit import engine
-    from toolkit.base import BOOTSTRAP_IMAGE, BOOTSTRAP_PYTHON, official_base
+    from toolkit.base import official_base
     from toolkit.errors import EnvironmentProblem
+    from toolkit.pythons import available, offline_python
 
     findings = []
     try:
@@ -86,15 +89,20 @@ def diagnose(python: str = "3.11", context: Path | None = None) -> list[Finding]
         official = official_base(python)
         if engine.image_exists(client, official):
             findings.append(Finding("base", True, f"{official} is present"))
-        elif python == BOOTSTRAP_PYTHON and engine.image_exists(client, BOOTSTRAP_IMAGE):
-            findings.append(Finding("base", True, f"offline base {BOOTSTRAP_IMAGE} (builds use it when pulls fail)"))
+        elif (offline := offline_python(python)) is not None and engine.image_exists(client, offline.image):
+            findings.append(Finding("base", True, f"offline base {offline.image} (builds use it when pulls fail)"))
         else:
+            bootstrap = (
+                f"`imgtool base bootstrap --python {python}`"
+                if offline is not None
+                else f"use a Python with an offline base ({available()})"
+            )
             findings.append(
                 Finding(
                     "base",
                     False,
                     f"no {official} and no offline base: `docker pull {official}` where a registry answers, "
-                    "else `imgtool base bootstrap`",
+                    f"else {bootstrap}",
                 )
             )
         findings.append(base_path(client, python, context or Path.cwd()))

@@ -145,6 +145,15 @@ def url(value: str) -> str:
     return value
 
 
+def suite(value: str) -> str:
+    """A Debian suite (codename) name: trixie, forky, sid."""
+    from toolkit.pythons import SUITE_RE
+
+    if not SUITE_RE.match(value or ""):
+        raise Invalid(f"{value[:40]!r} is not a Debian suite name: e.g. trixie")
+    return value
+
+
 # ---- paths ----
 
 

@@ -163,8 +163,11 @@ def debian_names(soname: str) -> list[str]:
     libodbc.so.2 -> libodbc2; libldap-2.5.so.0 -> libldap-2.5-0; libgcc_s.so.1 -> libgcc-s1 (plus the
     64-bit time_t `t64` forms of newer suites). A few libraries are named otherwise.
     """
-    known = {"libz.so.1": ["zlib1g"], "libjpeg.so.62": ["libjpeg62-turbo"], "libcrypto.so.3": ["libssl3"],
-             "libssl.so.3": ["libssl3"], "libcrypto.so.1.1": ["libssl1.1"], "libssl.so.1.1": ["libssl1.1"]}  # fmt: skip
+    # OpenSSL 3 is libssl3 on bookworm and libssl3t64 from trixie on (the 64-bit time_t transition; libssl3 is
+    # then only a virtual name, which apt cannot install).
+    known = {"libz.so.1": ["zlib1g"], "libjpeg.so.62": ["libjpeg62-turbo"], "libcrypto.so.3": ["libssl3", "libssl3t64"],
+             "libssl.so.3": ["libssl3", "libssl3t64"], "libcrypto.so.1.1": ["libssl1.1"],
+             "libssl.so.1.1": ["libssl1.1"]}  # fmt: skip
     if soname in known:
         return known[soname]
     stem, sep, version = soname.partition(".so")

@@ -72,6 +72,9 @@ def test_debian_package_names_for_sonames():
     assert runtime_root.debian_names("libz.so.1") == ["zlib1g"]
     assert runtime_root.debian_names("libjpeg.so.62") == ["libjpeg62-turbo"]
     assert runtime_root.debian_names("notalib") == []
+    # Names the 64-bit time_t transition changed (trixie and newer) are tried after the old ones.
+    assert runtime_root.debian_names("libssl.so.3") == ["libssl3", "libssl3t64"]
+    assert runtime_root.debian_names("libreadline.so.8") == ["libreadline8", "libreadline8t64"]
 
 
 def libraries(tmp_path, scan: Path) -> subprocess.CompletedProcess:

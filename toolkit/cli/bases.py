@@ -26,9 +26,26 @@ from toolkit.cli.options import (
 from toolkit.cli.output import err, notice, out, print_json, table
 
 
-@base_app.command("bootstrap", epilog="Example: imgtool base bootstrap")
+@base_app.command(
+    "bootstrap",
+    epilog="Examples: imgtool base bootstrap · imgtool base bootstrap --python 3.13 · "
+    "imgtool base bootstrap --suite sid",
+)
 def base_bootstrap(
-    python: PythonOpt = None,
+    python: Annotated[
+        str | None,
+        typer.Option(
+            "--python",
+            help="Python X.Y: 3.11 (bookworm, the default), 3.13 (trixie), 3.14 or 3.15 (forky).",
+            callback=checked(validate.python_version),
+        ),
+    ] = None,
+    suite: Annotated[
+        str | None,
+        typer.Option(
+            "--suite", help="Debian suite (default: the one that ships --python).", callback=checked(validate.suite)
+        ),
+    ] = None,
     mirror: Annotated[
         str | None,
         typer.Option("--mirror", help="Debian mirror (default: apt's own).", callback=checked(validate.url)),
@@ -36,14 +53,21 @@ def base_bootstrap(
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if the base exists.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a Debian + Python base image offline (debootstrap + docker import), for hosts with no registry."""
-    from toolkit import engine
-    from toolkit.base import BOOTSTRAP_PYTHON, bootstrap
+    """Create a Debian + Python base image offline (debootstrap + docker import), for hosts with no registry.
 
+    Tagged imgtool/python:X.Y-SUITE; builds pick it by the project's Python when no published image pulls.
+    """
+    from toolkit import engine
+    from toolkit.base import bootstrap
+    from toolkit.pythons import choose
+
+    chosen = choose(python, suite)
     client = engine.connect()
     if not as_json:
-        err.print("bootstrapping the offline Python base (debootstrap, about a minute)...")
-    image = bootstrap(client, python or BOOTSTRAP_PYTHON, mirror, force)
+        err.print(
+            f"bootstrapping {chosen.image}: Debian {chosen.suite} with Python {chosen.python} (about a minute)..."
+        )
+    image = bootstrap(client, chosen.python, mirror, force, suite=chosen.suite)
     if as_json:
         print_json(asdict(image))
     else:
