@@ -323,10 +323,11 @@ def _raise_for_build(plan: BuildPlan | ServerBasePlan, built: _Built) -> None:
                 "values they need at build time in [tool.imgtool] check-env"
             )
         if import_error:
-            raise UsageError(
-                f"{plan.config.app} cannot be imported in the image ({import_error}): "
-                "fix the app or add the missing dependency"
-            )
+            loading = import_error.startswith(("ModuleNotFoundError", "ImportError", "SyntaxError", "IndentationError"))
+            fix = "fix the app or add the missing dependency"
+            if not loading:
+                fix = "fix the app; if it stopped for a setting, give the check a value in [tool.imgtool] check-env"
+            raise UsageError(f"{plan.config.app} cannot be imported in the image ({import_error}): {fix}")
         runtime_error = _marked(built.output, "imgtool-runtime: ")
         if runtime_error:
             raise UsageError(f"the {plan.runtime} runtime for {plan.tag} cannot be assembled: {runtime_error}")
@@ -341,7 +342,7 @@ def _warnings(plan: BuildPlan | ServerBasePlan, output_lines: list[str]) -> list
     if not warning or not isinstance(plan, BuildPlan):
         return []
     return [
-        f"{plan.config.app} raised {warning} while importing at build time; built anyway (it may need run-time "
+        f"{plan.config.app} raised {warning} while importing at build time; built anyway (it needs run-time "
         "settings: pass them to `imgtool test --env`, or set [tool.imgtool] check-env for a real import check)"
     ]
 

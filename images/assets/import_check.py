@@ -3,12 +3,22 @@
     import_check.py MODULE:ATTR [--report FILE]  import the app (in the image's runtime, the app at the cwd)
     import_check.py --collectstatic SETTINGS     run Django's collectstatic (STATIC_ROOT is set)
 
-Fails the build (exit 1) when the app's code cannot even be loaded: a missing module (ImportError),
-a syntax error, or no such `module:attr`. Anything else the app raises while importing (settings read
-from environment variables, Django's ImproperlyConfigured, a database URL it checks) is a property of
-the environment, not of the image: the build goes on with one warning line naming the exception.
-`[tool.imgtool] check-env` reaches this script as the BuildKit secret `check-env` (JSON), so those
-imports can run for real without any value reaching a layer or the image's history.
+The rule (README "The build-time import check"): an exception while importing fails the build (exit 1), with
+its last frames in the one-line verdict, unless it says a *setting is missing*, which only the run-time
+environment can fix; then the build goes on with one warning line. A setting is missing when:
+  - the exception is an `ImproperlyConfigured` (Django's, django-environ's, or any class of that name), or
+  - it was raised inside a configuration reader, and no frame of the project's own code lies between that
+    reader and the raise: `os.environ[...]` (the KeyError comes out of `os._Environ.__getitem__` itself, so a
+    KeyError from a dict lookup in the project's code, or in a library, is a bug), `starlette.config`,
+    pydantic-settings (its ValidationError; pydantic's own for a plain model is a bug), pydantic v1's
+    `BaseSettings`, python-decouple, environs, django-environ, dynaconf;
+  - or it was raised from or while handling such an exception (`except KeyError: raise RuntimeError("set X")`),
+    unless it is a type only a bug raises (NameError, AttributeError, TypeError, ...).
+An ImportError, a SyntaxError, or anything raised from or while handling an ImportError (Django's
+"Error loading psycopg2 or psycopg module" is an ImproperlyConfigured raised that way) is never a setting:
+that module is missing from the image. No such `module:attr`, or an attribute that is not callable, fails too.
+`[tool.imgtool] check-env` reaches this script as the BuildKit secret `check-env` (JSON), so those imports can
+run for real without any value reaching a layer or the image's history.
 
 Prints one line: `imgtool-import-check:` naming a failure, `imgtool-import-check-warning:`, or
 `imgtool-import-check-ok:`; imgtool turns the first two into its own messages.
@@ -29,7 +39,16 @@ import sys
 import traceback
 
 CHECK_ENV = "/run/secrets/check-env"
-FATAL = (ImportError, SyntaxError)
+# Types only broken code raises: never a missing setting, even when raised while handling one.
+BUG_TYPES = (NameError, AttributeError, TypeError, ImportError, SyntaxError, AssertionError, RecursionError,
+             ZeroDivisionError, IndexError, NotImplementedError)  # fmt: skip
+# Modules that read configuration: an exception leaving one of them (with no project code below it) is a
+# missing or invalid setting. Matched on the frame's module name, so it holds wherever the venv lives.
+CONFIG_MODULES = ("starlette.config", "pydantic_settings", "pydantic.env_settings", "pydantic.v1.env_settings",
+                  "decouple", "environs", "environ", "dynaconf")  # fmt: skip
+CONFIG_CLASS = "ImproperlyConfigured"
+# How many of the innermost frames the verdict line names.
+FRAMES = 3
 # Must equal toolkit.importkey.STUB_MARKER (a unit test keeps them the same).
 STUB_MARKER = "_imgtool_stub_"
 
@@ -53,6 +72,109 @@ def _line(kind, exc):
     return f"imgtool-{kind}: {type(exc).__name__}: {message[:200]}"
 
 
+# ---- broken code or a missing setting ----
+
+
+def project_roots():
+    """Where the project's own code lives: the working directory (the app) and PYTHONPATH (an installed
+    src-layout project); never the venv or the standard library."""
+    roots = [os.getcwd(), *os.environ.get("PYTHONPATH", "").split(os.pathsep)]
+    return tuple(dict.fromkeys(root.rstrip("/") + "/" for root in roots if root and root != "/"))
+
+
+def _frames(exc):
+    """The traceback's frames, outermost first (import machinery and this script left out)."""
+    found = []
+    tb = exc.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__") or ""
+        if module.split(".")[0] != "importlib" and tb.tb_frame.f_code.co_filename != __file__:
+            found.append((tb.tb_frame, tb.tb_lineno))
+        tb = tb.tb_next
+    return found
+
+
+def _reads_config(frame):
+    if frame.f_code is os._Environ.__getitem__.__code__:
+        return "os.environ[...]"
+    module = frame.f_globals.get("__name__") or ""
+    reader = next((name for name in CONFIG_MODULES if module == name or module.startswith(name + ".")), None)
+    return reader
+
+
+def _is_project(frame, roots):
+    return frame.f_code.co_filename.startswith(roots) and "-packages/" not in frame.f_code.co_filename
+
+
+def config_reader(exc, roots=None):
+    """The configuration reader `exc` came out of (no project frame below it), or None."""
+    roots = project_roots() if roots is None else roots
+    frames = _frames(exc)
+    for index in range(len(frames) - 1, -1, -1):
+        frame = frames[index][0]
+        if _is_project(frame, roots):
+            return None  # the project's code raised it (or a library below it did): no reader is innermost
+        reader = _reads_config(frame)
+        if reader:
+            return reader
+    return None
+
+
+def _chain(exc):
+    seen = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return seen
+
+
+def missing_setting(exc, roots=None):
+    """Why `exc` is a missing setting ("read by starlette.config", "ImproperlyConfigured"; the rule in this module's
+    docstring), or None: then the code is broken."""
+    chain = _chain(exc)
+    if any(isinstance(link, (ImportError, SyntaxError)) for link in chain):
+        return None
+    for position, link in enumerate(chain):
+        if position and isinstance(chain[position - 1], BUG_TYPES):
+            return None  # a bug while handling a setting error is still a bug
+        if any(cls.__name__ == CONFIG_CLASS for cls in type(link).__mro__):
+            return CONFIG_CLASS
+        reader = config_reader(link, roots)
+        if reader:
+            return f"read by {reader}"
+    return None
+
+
+def _where(frame, lineno, roots):
+    path = frame.f_code.co_filename
+    for root in roots:
+        if path.startswith(root):
+            path = path[len(root) :]
+            break
+    else:
+        for marker in ("-packages/", "/lib/python3"):
+            if marker in path:
+                path = path.split(marker, 1)[1]
+                path = path.split("/", 1)[1] if marker == "/lib/python3" and "/" in path else path
+                break
+    return f"{path}:{lineno} in {frame.f_code.co_name}"
+
+
+def last_frames(exc, roots=None, count=FRAMES):
+    """`main.py:5 in <module> > httpx/_client.py:640 in __init__`: the innermost frames, shortest paths."""
+    roots = project_roots() if roots is None else roots
+    return " > ".join(_where(frame, lineno, roots) for frame, lineno in _frames(exc)[-count:])
+
+
+def _verdict(kind, exc):
+    """The one line: the exception, then where it came from (the reader for a warning, the frames for a failure)."""
+    line = _line(kind, exc)
+    if kind == "import-check-warning":
+        return f"{line} (a missing setting: {missing_setting(exc)})"
+    frames = last_frames(exc)
+    return f"{line} (at {frames})" if frames else line
+
+
 def _qualname(code):
     return getattr(code, "co_qualname", code.co_name)
 
@@ -60,8 +182,8 @@ def _qualname(code):
 def _import(app):
     """(the app object or None, (kind, exception) or None, the app's code objects that ran).
 
-    kind: "import-check" fails the build (the code cannot be loaded, or no such `module:attr`),
-    "import-check-warning" does not (the app raised something else while importing)."""
+    kind: "import-check" fails the build (broken code, a missing module, or no such `module:attr`),
+    "import-check-warning" does not (a setting the build does not have: `missing_setting`)."""
     module_name, _, attribute = app.partition(":")
     root = os.getcwd().rstrip("/") + "/"
     ran = set()
@@ -75,10 +197,8 @@ def _import(app):
     sys.settrace(trace)
     try:
         module = importlib.import_module(module_name)
-    except FATAL as exc:
-        return None, ("import-check", exc), ran
     except (Exception, SystemExit) as exc:
-        return None, ("import-check-warning", exc), ran
+        return None, ("import-check-warning" if missing_setting(exc) else "import-check", exc), ran
     finally:
         sys.settrace(None)
     target = module
@@ -113,9 +233,10 @@ def check_app(app, check_env=(), report=None):
         return 3
     if failure is not None:
         kind, exc = failure
-        if not isinstance(exc, AttributeError) or kind != "import-check":
+        attribute_lookup = isinstance(exc, AttributeError) and exc.__traceback__ and not _frames(exc)
+        if not attribute_lookup:
             traceback.print_exception(type(exc), exc, exc.__traceback__)
-        print(_line(kind, exc), flush=True)
+        print(_verdict(kind, exc), flush=True)
         if kind == "import-check":
             return 1
         if report:

@@ -165,14 +165,16 @@ def test_a_broken_app_fails_the_check_with_one_line(tmp_path):
     result = run_check(tmp_path, tmp_path / "r.json")
     assert result.returncode == 1
     lines = [line for line in result.stdout.splitlines() if line.startswith("imgtool-import-check:")]
-    assert lines == ["imgtool-import-check: ModuleNotFoundError: No module named 'not_installed_anywhere'"]
+    assert lines == [
+        "imgtool-import-check: ModuleNotFoundError: No module named 'not_installed_anywhere' (at app.py:1 in <module>)"
+    ]
 
 
 def test_an_app_that_needs_run_time_settings_warns_and_still_leaves_a_report(tmp_path):
     (tmp_path / "app.py").write_text("import os\n\ndef read():\n    return os.environ['NEEDED']\n\nVALUE = read()\n")
     result = run_check(tmp_path, tmp_path / "r.json")
     assert result.returncode == 0
-    assert "imgtool-import-check-warning: KeyError: 'NEEDED'" in result.stdout
+    assert "imgtool-import-check-warning: KeyError: 'NEEDED' (a missing setting" in result.stdout
     assert json.loads((tmp_path / "r.json").read_text())["executed"] == [["app.py", "read"]]
 
 
