@@ -21,6 +21,7 @@ from toolkit.detect import (
 from toolkit.errors import UsageError
 from toolkit.indexes import IndexConfig, index_config
 from toolkit.pythons import PythonRequirement, pick_python, python_requirement
+from toolkit.selection import Selection
 from toolkit.tooltable import DEFAULT_RUNTIME, Runtime
 
 BUNDLED_APP_CONTEXT = IMAGES_DIR / "app"
@@ -56,6 +57,10 @@ _KNOWN_KEYS = {
     # Private package indexes (toolkit/indexes.py); credentials only ever from the environment.
     "index-url",
     "extra-index-url",
+    # What beyond the main dependencies is installed (toolkit/selection.py), and requirements files by name.
+    "extras",
+    "groups",
+    "requirements",
 }
 # "reference": the app serves the bundled app's routes (/info, /ws, /stream, /slow), so the
 # smoke suite can check every protocol; "generic": only the health path is known.
@@ -103,6 +108,8 @@ class Config:
     # Environment for the build-time import check (and collectstatic) only: a BuildKit secret, never a layer.
     check_env: dict[str, str] = field(default_factory=dict)
     django: Django | None = None
+    # [tool.imgtool] extras, groups and requirements: what beyond the main dependencies is installed.
+    selection: Selection = field(default_factory=Selection)
     # The bundled reference app, chosen with --demo.
     demo: bool = False
 
@@ -113,7 +120,8 @@ class Config:
 
     @property
     def dependencies(self) -> tuple[str, ...]:
-        return self.deps.packages if self.deps.kind == DependencyKind.PYPROJECT else ()
+        """Requirement strings installed inline: `[project] dependencies` (and extras), dependency groups."""
+        return (*self.deps.packages, *self.deps.group_packages)
 
     @property
     def project_dir(self) -> Path:
@@ -277,7 +285,12 @@ def load_config(
     if routes not in ROUTE_PROFILES:
         raise UsageError(f"[tool.imgtool] routes = {routes!r} is not one of {', '.join(ROUTE_PROFILES)}")
 
-    deps = dependency_source(project, pyproject, workspace)
+    selection = Selection(
+        extras=tooltable.names(settings, "extras", "postgres"),
+        groups=tooltable.names(settings, "groups", "prod"),
+        requirements=tooltable.requirement_files(settings),
+    )
+    deps = dependency_source(project, pyproject, workspace, selection)
     indexes = index_config(settings, pyproject)
     if indexes:
         origins["indexes"] = "pyproject"
@@ -320,6 +333,7 @@ def load_config(
         python_requirement=requirement,
         check_env=tooltable.string_table(settings, "check-env"),
         django=django,
+        selection=selection,
         demo=demo,
     )
 
@@ -346,6 +360,9 @@ def describe_config(config: Config, servers: tuple[str, ...], servers_origin: st
         "workers": config.workers if config.workers is not None else "one per CPU (server default)",
         "apt-packages": list(config.apt_packages),
         "exclude": list(config.exclude),
+        "extras": list(config.selection.extras),
+        "groups": list(config.selection.groups),
+        "requirements": list(config.selection.requirements) or "detected",
         "runtime": config.runtime,
         "env": config.env,
         "build-args": config.build_args,

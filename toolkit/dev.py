@@ -108,11 +108,12 @@ def reload_mode(server: str) -> ReloadMode:
 # ---- the plan (pure) ----
 
 
-def dev_dependencies(deps: DependencySource) -> DependencySource:
+def dev_dependencies(deps: DependencySource, extras: tuple[str, ...] = ()) -> DependencySource:
     """Dependencies read from files in the build, so a rebuild after an edit installs the new ones.
 
     `[project] dependencies` are otherwise written into the Dockerfile (which a rebuild would not
-    re-render): in dev, uv reads them from the copied pyproject.toml (`uv pip install -r pyproject.toml`).
+    re-render): in dev, uv reads them from the copied pyproject.toml (`uv pip install -r pyproject.toml`,
+    with `--extra` for the [tool.imgtool] extras).
     """
     if deps.kind != DependencyKind.PYPROJECT:
         return deps
@@ -121,13 +122,15 @@ def dev_dependencies(deps: DependencySource) -> DependencySource:
         files=("pyproject.toml",),
         requirements="pyproject.toml",
         install_paths=deps.install_paths,
+        extras=extras,
+        group_packages=deps.group_packages,
     )
 
 
 def dev_plan(plan: BuildPlan) -> BuildPlan:
     """The production plan, turned into the dev variant's: reload command, reload extra, one process."""
     mode = reload_mode(plan.server.name)
-    config = replace(plan.config, deps=dev_dependencies(plan.config.deps))
+    config = replace(plan.config, deps=dev_dependencies(plan.config.deps, plan.config.selection.extras))
     server = replace(plan.server, command=tuple(shlex.split(mode.command)))
     server_packages = () if plan.base.server_base else plan.server.packages
     requirements = tuple(dict.fromkeys((*config.dependencies, *server_packages, *mode.packages)))

@@ -18,6 +18,11 @@ What is selected:
   reached along several paths gets the OR of the paths' markers.
 - PDM locks with per-package `groups` (inherit_metadata): packages in the "default" group.
 - Pipfile.lock: the "default" section (it is flat already).
+Extras and dependency groups (`[tool.imgtool] extras`, `groups`) add to the main selection: Poetry's groups
+(`[tool.poetry.group.G]`, the legacy dev-dependencies, PEP 735 `[dependency-groups]`) and extras
+(`[tool.poetry.extras]`, `[project.optional-dependencies]`); PDM's dev-dependency groups, PEP 735 groups and
+optional dependencies (each a group of its lock); Pipfile.lock's other sections ("dev" is its "develop"). A
+name the project or the lock does not have is an error listing those it has.
 Markers are kept, not evaluated here: the installer evaluates them on the target platform.
 """
 
@@ -246,6 +251,45 @@ def parse_requirement(text: str) -> Requirement:
     return Requirement(normalize(match.group("name")), extras, spec, match.group("marker"), url)
 
 
+# ---- extras and dependency groups: what the project declares ----
+
+
+def dependency_groups(pyproject: dict) -> dict[str, list]:
+    """PEP 735 `[dependency-groups]`, by normalized name (entries: requirement strings, {include-group})."""
+    return {normalize(name): list(items) for name, items in pyproject.get("dependency-groups", {}).items()}
+
+
+def group_requirements(pyproject: dict, name: str, trail: tuple[str, ...] = ()) -> list[str]:
+    """A PEP 735 group's requirement strings, `{include-group = ...}` expanded; a cycle is an error."""
+    groups = dependency_groups(pyproject)
+    key = normalize(name)
+    if key in trail:
+        raise LockError(f"[dependency-groups] {' -> '.join((*trail, key))} includes itself: break the cycle")
+    if key not in groups:
+        raise LockError(f"[dependency-groups] has no group {name!r} (groups: {', '.join(sorted(groups)) or 'none'})")
+    found = []
+    for item in groups[key]:
+        if isinstance(item, dict) and "include-group" in item:
+            found += group_requirements(pyproject, item["include-group"], (*trail, key))
+        elif isinstance(item, str):
+            found.append(item)
+        else:
+            raise LockError(f"[dependency-groups] {name}: {item!r} is neither a requirement nor an include-group")
+    return found
+
+
+def unknown(kind: str, asked: tuple[str, ...], declared, where: str) -> LockError | None:
+    """The error for names in `asked` that `declared` lacks (both compared normalized), or None."""
+    have = {normalize(name) for name in declared}
+    missing = [name for name in asked if normalize(name) not in have]
+    if not missing:
+        return None
+    return LockError(
+        f"{where} declares no {kind} {', '.join(map(repr, missing))} ({kind}s: {', '.join(sorted(have)) or 'none'}): "
+        f"fix [tool.imgtool] {kind}s"
+    )
+
+
 # ---- what the exporter produces ----
 
 
@@ -375,16 +419,60 @@ def _poetry_edge(name: str, item) -> Edge:
     return Edge(normalize(name), extras, Conjunction(clauses), str(table.get("version", "")))
 
 
-def _poetry_roots(pyproject: dict) -> list[Edge]:
+def _poetry_items(table: dict) -> list[tuple[str, object]]:
+    """(name, item) for each entry of a Poetry dependency table, a list of constraints split into its items."""
+    return [
+        (name, item)
+        for name, spec in table.items()
+        if normalize(name) != "python"
+        for item in (spec if isinstance(spec, list) else [spec])
+    ]
+
+
+def _poetry_groups(pyproject: dict) -> dict[str, list[Edge]]:
+    """Each dependency group a Poetry project declares, as root edges: [tool.poetry.group.G.dependencies], the
+    legacy [tool.poetry.dev-dependencies] ("dev"), PEP 735 [dependency-groups]."""
+    poetry = pyproject.get("tool", {}).get("poetry", {})
+    groups: dict[str, list[Edge]] = {}
+    for name, table in poetry.get("group", {}).items():
+        groups[normalize(name)] = [_poetry_edge(n, item) for n, item in _poetry_items(table.get("dependencies", {}))]
+    if "dev-dependencies" in poetry:
+        groups.setdefault("dev", []).extend(
+            _poetry_edge(n, item) for n, item in _poetry_items(poetry["dev-dependencies"])
+        )
+    for name in dependency_groups(pyproject):
+        groups.setdefault(name, []).extend(_pep508_roots(group_requirements(pyproject, name)))
+    return groups
+
+
+def _poetry_extras(pyproject: dict) -> dict[str, list[Edge]]:
+    """Each extra as root edges: Poetry 1's [tool.poetry.extras] names optional dependencies of the main table;
+    Poetry 2 also reads [project.optional-dependencies] (PEP 508 strings)."""
+    poetry = pyproject.get("tool", {}).get("poetry", {})
+    optional = {normalize(n): (n, item) for n, item in _poetry_items(poetry.get("dependencies", {}))}
+    extras: dict[str, list[Edge]] = {}
+    for extra, names in poetry.get("extras", {}).items():
+        edges = [_poetry_edge(*optional[normalize(n)]) for n in names if normalize(n) in optional]
+        extras.setdefault(normalize(extra), []).extend(edges)
+    for extra, requirements in pyproject.get("project", {}).get("optional-dependencies", {}).items():
+        extras.setdefault(normalize(extra), []).extend(_pep508_roots(requirements))
+    return extras
+
+
+def _poetry_roots(pyproject: dict, extras: tuple[str, ...] = (), groups: tuple[str, ...] = ()) -> list[Edge]:
     roots = []
-    for name, spec in pyproject.get("tool", {}).get("poetry", {}).get("dependencies", {}).items():
-        if normalize(name) == "python":
-            continue
-        for item in spec if isinstance(spec, list) else [spec]:
-            if isinstance(item, dict) and item.get("optional"):
-                continue  # only an extra of the project pulls it in; imgtool installs none
-            roots.append(_poetry_edge(name, item))
+    for name, item in _poetry_items(pyproject.get("tool", {}).get("poetry", {}).get("dependencies", {})):
+        if isinstance(item, dict) and item.get("optional"):
+            continue  # only an extra of the project pulls it in: added below when that extra is asked for
+        roots.append(_poetry_edge(name, item))
     roots += _pep508_roots(pyproject.get("project", {}).get("dependencies", []))
+    declared_extras, declared_groups = _poetry_extras(pyproject), _poetry_groups(pyproject)
+    for kind, asked, declared in (("extra", extras, declared_extras), ("group", groups, declared_groups)):
+        problem = unknown(kind, asked, declared, "pyproject.toml")
+        if problem:
+            raise problem
+        for name in asked:
+            roots += declared[normalize(name)]
     return roots
 
 
@@ -396,22 +484,35 @@ def _pep508_roots(requirements: list[str]) -> list[Edge]:
     return roots
 
 
-def export_poetry(lock: dict, pyproject: dict) -> Export:
+def _selected(extras: tuple[str, ...], groups: tuple[str, ...]) -> str:
+    parts = [f"extras {', '.join(extras)}" if extras else "", f"groups {', '.join(groups)}" if groups else ""]
+    return "".join(f" + {part}" for part in parts if part)
+
+
+def export_poetry(lock: dict, pyproject: dict, extras: tuple[str, ...] = (), groups: tuple[str, ...] = ()) -> Export:
     metadata = lock.get("metadata", {})
     lock_version = str(metadata.get("lock-version", "1.0"))
     legacy_files = metadata.get("files", {})
     packages = lock.get("package", [])
-    if _version_tuple(lock_version) >= (2, 1) and all("groups" in entry for entry in packages):
+    roots = _poetry_roots(pyproject, extras, groups)  # checks the names asked for
+    # Poetry 2.x records each package's groups (and per-group markers); an extra's packages are `optional` there
+    # with no record of which extra needs them, so asking for extras walks the graph instead.
+    if _version_tuple(lock_version) >= (2, 1) and all("groups" in entry for entry in packages) and not extras:
+        wanted = {"main", *(normalize(g) for g in groups)}
         pins = []
         for entry in packages:
-            if "main" not in entry["groups"]:
+            chosen = [
+                g for g in entry["groups"] if normalize(g) in wanted and (g != "main" or not entry.get("optional"))
+            ]
+            if not chosen:
                 continue
             markers = entry.get("markers")
-            marker = markers.get("main") if isinstance(markers, dict) else markers
             pin = _poetry_pin(entry, legacy_files)
-            pin.alternatives = {marker_clauses(marker)}
+            pin.alternatives = {
+                marker_clauses(markers.get(g) if isinstance(markers, dict) else markers) for g in chosen
+            }
             pins.append(pin)
-        return Export(f"poetry.lock (lock-version {lock_version}, main group)", pins)
+        return Export(f"poetry.lock (lock-version {lock_version}, main group{_selected(extras, groups)})", pins)
 
     by_name: dict[str, list[dict]] = defaultdict(list)
     for entry in packages:
@@ -440,8 +541,11 @@ def export_poetry(lock: dict, pyproject: dict) -> Export:
         return edges
 
     collector = _Collector(entries_for, edges_of, lambda entry: _poetry_pin(entry, legacy_files))
-    pins = collector.walk(_poetry_roots(pyproject))
-    return Export(f"poetry.lock (lock-version {lock_version}, main dependencies and what they need)", pins)
+    pins = collector.walk(roots)
+    return Export(
+        f"poetry.lock (lock-version {lock_version}, main dependencies{_selected(extras, groups)} and what they need)",
+        pins,
+    )
 
 
 # ---- PDM ----
@@ -466,19 +570,49 @@ def _pdm_pin(entry: dict) -> Pin:
     return Pin(name, entry["version"], hashes)
 
 
-def export_pdm(lock: dict, pyproject: dict) -> Export:
+def _pdm_selection(lock: dict, pyproject: dict, extras: tuple[str, ...], groups: tuple[str, ...]) -> dict[str, list]:
+    """The groups asked for (PDM locks optional dependencies as groups too), as requirement strings; each must be
+    declared by the project and locked (`metadata.groups`)."""
+    project = pyproject.get("project", {})
+    optional = {normalize(k): v for k, v in project.get("optional-dependencies", {}).items()}
+    dev = {normalize(k): v for k, v in pyproject.get("tool", {}).get("pdm", {}).get("dev-dependencies", {}).items()}
+    declared_groups = {**dev, **{name: None for name in dependency_groups(pyproject)}}
+    for kind, asked, declared in (("extra", extras, optional), ("group", groups, declared_groups)):
+        problem = unknown(kind, asked, declared, "pyproject.toml")
+        if problem:
+            raise problem
+    locked = {normalize(g) for g in lock.get("metadata", {}).get("groups", ["default"])}
+    missing = [name for name in (*extras, *groups) if normalize(name) not in locked]
+    if missing:
+        raise LockError(
+            f"pdm.lock was locked without {', '.join(map(repr, missing))}: run `pdm lock "
+            + " ".join(f"-G {name}" for name in missing)
+            + "` and commit it"
+        )
+    selected = {name: optional[normalize(name)] for name in extras}
+    for name in groups:
+        key = normalize(name)
+        selected[name] = dev[key] if key in dev else group_requirements(pyproject, name)
+    return selected
+
+
+def export_pdm(lock: dict, pyproject: dict, extras: tuple[str, ...] = (), groups: tuple[str, ...] = ()) -> Export:
     metadata = lock.get("metadata", {})
     lock_version = metadata.get("lock_version", "?")
     packages = lock.get("package", [])
+    selected = _pdm_selection(lock, pyproject, extras, groups)
     if packages and all("groups" in entry for entry in packages):
+        wanted = {"default", *(normalize(name) for name in selected)}
         merged: dict[tuple[str, str], Pin] = {}
         for entry in packages:
-            if "default" not in entry["groups"]:
+            if not wanted & {normalize(g) for g in entry["groups"]}:
                 continue
             pin = _pdm_pin(entry)
             recorded = merged.setdefault((pin.name, pin.version or pin.url or ""), pin)
             recorded.alternatives = (recorded.alternatives or set()) | {marker_clauses(entry.get("marker"))}
-        return Export(f"pdm.lock (lock_version {lock_version}, default group)", list(merged.values()))
+        return Export(
+            f"pdm.lock (lock_version {lock_version}, default group{_selected(extras, groups)})", list(merged.values())
+        )
 
     by_name: dict[str, list[dict]] = defaultdict(list)
     for entry in packages:
@@ -504,78 +638,114 @@ def export_pdm(lock: dict, pyproject: dict) -> Export:
         return edges
 
     collector = _Collector(entries_for, edges_of, _pdm_pin)
-    pins = collector.walk(_pep508_roots(pyproject.get("project", {}).get("dependencies", [])))
-    return Export(f"pdm.lock (lock_version {lock_version}, default dependencies and what they need)", pins)
+    requirements = [*pyproject.get("project", {}).get("dependencies", []), *(r for rs in selected.values() for r in rs)]
+    pins = collector.walk(_pep508_roots(requirements))
+    return Export(
+        f"pdm.lock (lock_version {lock_version}, default dependencies{_selected(extras, groups)} and what they need)",
+        pins,
+    )
 
 
 # ---- Pipenv ----
 
 
-def export_pipenv(lock: dict) -> Export:
+def export_pipenv(lock: dict, extras: tuple[str, ...] = (), groups: tuple[str, ...] = ()) -> Export:
+    """The "default" section, and one more per group asked for ("dev" is Pipenv's "develop" section)."""
+    if extras:
+        raise LockError(
+            "Pipfile.lock has no extras (Pipenv installs none of the project's): drop [tool.imgtool] extras"
+        )
     default = lock.get("default")
     if not isinstance(default, dict):
         raise LockError('Pipfile.lock has no "default" section: run `pipenv lock` and commit it')
-    sources = {s.get("name"): s.get("url") for s in lock.get("_meta", {}).get("sources", []) if isinstance(s, dict)}
-    pins = []
-    for raw_name, entry in default.items():
-        name = normalize(raw_name)
-        if entry.get("path") is not None or entry.get("file", "").startswith("file:"):
-            if entry.get("path") in (".", "./"):
-                continue  # the project itself: imgtool ships its code as the app
+    sections = [name for name, value in lock.items() if name != "_meta" and isinstance(value, dict)]
+    chosen = ["default"]
+    for group in groups:
+        section = "develop" if normalize(group) == "dev" else group
+        if section not in sections:
             raise LockError(
-                f"Pipfile.lock: {name} is a local path dependency ({entry.get('path') or entry.get('file')}): "
-                "imgtool installs index, git and URL packages from a lock; publish it or vendor it into the app"
+                f"Pipfile.lock has no section {group!r} (sections: {', '.join(sorted(sections))}): fix [tool.imgtool] "
+                "groups, or run `pipenv lock` if the Pipfile has that category"
             )
-        hashes = tuple(entry.get("hashes", ()))
-        clauses = {marker_clauses(entry.get("markers"))}
-        if entry.get("git"):
-            reference = entry.get("ref") or ""
-            url = f"git+{entry['git']}" + (f"@{reference}" if reference else "")
-            pins.append(Pin(name, None, url=url, alternatives=clauses))
-        elif entry.get("file"):
-            pins.append(Pin(name, None, hashes, url=entry["file"], alternatives=clauses))
-        else:
-            version = str(entry.get("version", "")).removeprefix("==")
-            if not version:
-                raise LockError(f"Pipfile.lock: {name} has no version: run `pipenv lock` and commit it")
-            index = sources.get(entry.get("index"))
-            indexes = (index,) if index and entry.get("index") not in (None, "pypi") else ()
-            pins.append(Pin(name, version, hashes, alternatives=clauses, indexes=indexes))
-    return Export('Pipfile.lock ("default" section)', pins)
+        chosen.append(section)
+    sources = {s.get("name"): s.get("url") for s in lock.get("_meta", {}).get("sources", []) if isinstance(s, dict)}
+    pins: dict[str, Pin] = {}
+    for section in chosen:
+        for raw_name, entry in lock[section].items():
+            name = normalize(raw_name)
+            if name not in pins:  # a package in several sections: Pipenv locks one version for them all
+                pin = _pipenv_pin(name, entry, sources)
+                if pin is not None:
+                    pins[name] = pin
+    shown = " and ".join(f'"{name}"' for name in chosen)
+    return Export(f"Pipfile.lock ({shown} section{'s' if len(chosen) > 1 else ''})", list(pins.values()))
+
+
+def _pipenv_pin(name: str, entry: dict, sources: dict) -> Pin | None:
+    if entry.get("path") is not None or entry.get("file", "").startswith("file:"):
+        if entry.get("path") in (".", "./"):
+            return None  # the project itself: imgtool ships its code as the app
+        raise LockError(
+            f"Pipfile.lock: {name} is a local path dependency ({entry.get('path') or entry.get('file')}): "
+            "imgtool installs index, git and URL packages from a lock; publish it or vendor it into the app"
+        )
+    hashes = tuple(entry.get("hashes", ()))
+    clauses = {marker_clauses(entry.get("markers"))}
+    if entry.get("git"):
+        reference = entry.get("ref") or ""
+        url = f"git+{entry['git']}" + (f"@{reference}" if reference else "")
+        return Pin(name, None, url=url, alternatives=clauses)
+    if entry.get("file"):
+        return Pin(name, None, hashes, url=entry["file"], alternatives=clauses)
+    version = str(entry.get("version", "")).removeprefix("==")
+    if not version:
+        raise LockError(f"Pipfile.lock: {name} has no version: run `pipenv lock` and commit it")
+    index = sources.get(entry.get("index"))
+    indexes = (index,) if index and entry.get("index") not in (None, "pypi") else ()
+    return Pin(name, version, hashes, alternatives=clauses, indexes=indexes)
 
 
 # ---- entry points ----
 
 
-def export(filename: str, lock_text: str, pyproject: dict) -> Export:
-    """Export the lock named `filename` (poetry.lock, pdm.lock, Pipfile.lock) from its text."""
+def export(
+    filename: str, lock_text: str, pyproject: dict, extras: tuple[str, ...] = (), groups: tuple[str, ...] = ()
+) -> Export:
+    """Export the lock named `filename` (poetry.lock, pdm.lock, Pipfile.lock) from its text: the main selection
+    plus the project's `extras` and dependency `groups`."""
     kind = FORMATS.get(filename.rsplit("/", 1)[-1])
     if kind is None:
         raise LockError(f"{filename} is not a lock file imgtool reads ({', '.join(FORMATS)})")
     try:
         if kind == "pipenv":
-            return export_pipenv(json.loads(lock_text))
+            return export_pipenv(json.loads(lock_text), extras, groups)
         import tomllib
 
         lock = tomllib.loads(lock_text)
     except (ValueError, ImportError) as exc:
         raise LockError(f"{filename} cannot be read ({exc}): regenerate it with its tool") from None
     try:
-        return export_poetry(lock, pyproject) if kind == "poetry" else export_pdm(lock, pyproject)
+        exporter = export_poetry if kind == "poetry" else export_pdm
+        return exporter(lock, pyproject, extras, groups)
     except (KeyError, TypeError, AttributeError) as exc:
         raise LockError(f"{filename} has an unexpected shape ({type(exc).__name__}: {exc}): regenerate it") from None
 
 
 def main(argv: list[str]) -> int:
-    """`python lock_export.py LOCK PYPROJECT|- OUT [--exclude NAME ...]` (in the builder): write OUT.
+    """`python lock_export.py LOCK PYPROJECT|- OUT [--exclude NAME ...] [--extra X ...] [--group G ...]` (in the
+    builder): write OUT.
 
-    `--exclude` leaves a package out ([tool.imgtool] exclude), as the other dependency sources do.
+    `--exclude` leaves a package out ([tool.imgtool] exclude), as the other dependency sources do; `--extra` and
+    `--group` add the project's extras and dependency groups ([tool.imgtool] extras, groups).
     """
-    args, excluded = list(argv), set()
-    while "--exclude" in args:
-        at = args.index("--exclude")
-        excluded.add(normalize(args[at + 1]))
-        del args[at : at + 2]
+    args = list(argv)
+    options: dict[str, list[str]] = {"--exclude": [], "--extra": [], "--group": []}
+    for flag, values in options.items():
+        while flag in args:
+            at = args.index(flag)
+            values.append(args[at + 1])
+            del args[at : at + 2]
+    excluded = {normalize(name) for name in options["--exclude"]}
     lock_path, pyproject_path, out_path = args
     pyproject = {}
     if pyproject_path != "-":
@@ -586,7 +756,7 @@ def main(argv: list[str]) -> int:
     with open(lock_path, encoding="utf-8") as handle:
         text = handle.read()
     try:
-        result = export(lock_path, text, pyproject)
+        result = export(lock_path, text, pyproject, tuple(options["--extra"]), tuple(options["--group"]))
     except LockError as exc:
         print(f"imgtool-lock-export: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -85,3 +85,24 @@ def exclude(settings: dict) -> tuple[str, ...]:
     if not isinstance(names, list) or not all(isinstance(n, str) and _PACKAGE_RE.match(n) for n in names):
         raise UsageError(f'[tool.imgtool] exclude = {names!r} is not a list of package names: e.g. ["faker"]')
     return tuple(dict.fromkeys(names))
+
+
+def names(settings: dict, key: str, example: str) -> tuple[str, ...]:
+    """`extras` / `groups`: a list of names (PEP 508 / PEP 735 spelling), in the order given, without repeats."""
+    value = settings.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(n, str) and _PACKAGE_RE.match(n) for n in value):
+        raise UsageError(f"[tool.imgtool] {key} = {value!r} is not a list of names: e.g. {key} = [{example!r}]")
+    return tuple(dict.fromkeys(value))
+
+
+def requirement_files(settings: dict) -> tuple[str, ...]:
+    """`requirements`: the project's requirements files, context-relative, any names."""
+    value = settings.get("requirements", [])
+    value = [value] if isinstance(value, str) else value
+    files = value if isinstance(value, list) else []
+    usable = all(isinstance(n, str) and n.strip() and not any(ord(c) < 32 for c in n) for n in files)
+    if not isinstance(value, list) or not usable or ("requirements" in settings and not files):
+        raise UsageError(
+            f'[tool.imgtool] requirements = {value!r} is not a list of files: e.g. requirements = ["requirements/app"]'
+        )
+    return tuple(dict.fromkeys(files))

@@ -80,7 +80,8 @@ def test_requirements_bring_the_files_they_include(tmp_path):
     )
     found = source(tmp_path)
     assert found.kind == DependencyKind.REQUIREMENTS and found.requirements == "requirements.txt"
-    assert found.files == ("requirements-dev.txt", "requirements.txt", "requirements/base.txt")
+    # Only the chain: requirements-dev.txt, which nothing includes, stays out of the install layer.
+    assert found.files == ("requirements.txt", "requirements/base.txt")
 
 
 def test_requirements_dir_without_a_top_file(tmp_path):
@@ -191,7 +192,7 @@ def test_src_layout_with_a_build_backend_is_installed_as_a_wheel(tmp_path):
 def test_uv_lock_renders_a_frozen_sync_below_the_app(tmp_path):
     write(tmp_path, {"pyproject.toml": pyproject(), "uv.lock": "version = 1\n", "main.py": LITESTAR_APP})
     text = render(tmp_path)
-    sync = "uv sync --quiet --project /tmp --frozen --no-dev \\\n        --no-install-project"
+    sync = "uv sync --quiet --project /tmp --frozen --no-default-groups \\\n        --no-install-project"
     assert "COPY pyproject.toml /tmp/pyproject.toml" in text and "COPY uv.lock /tmp/uv.lock" in text
     assert text.index("COPY uv.lock") < text.index(sync) < text.index("COPY . /app")
     assert "UV_PROJECT_ENVIRONMENT=/opt/venv" in text

@@ -184,8 +184,8 @@ def test_every_dependency_file_triggers_a_rebuild(tmp_path):
     plan = dev.dev_plan(plan_for("uvicorn", context))
     rules = dev.watch_rules(plan, dev.dev_paths(plan, context / "compose.dev.yaml"))
     assert [rule["path"] for rule in rules if rule["action"] == "rebuild"] == [
-        "requirements-base.txt",
         "requirements.txt",
+        "requirements-base.txt",
     ]
     # The compose file lives in the project: syncing it (or .imgtool/) into the container is pointless.
     assert rules[0]["path"] == "." and "compose.dev.yaml" in rules[0]["ignore"] and ".imgtool/" in rules[0]["ignore"]
