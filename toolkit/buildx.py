@@ -195,7 +195,8 @@ def build_image(
     if key is None and isinstance(plan, BuildPlan) and _skeleton_applies(plan, options):
         _remember_import_trace(client, plan, built.image_id)
     return dataclasses.replace(
-        _result(client, plan.server.name, plan.tag, built, options), warnings=[*notes, *_warnings(plan, built.output)]
+        _result(client, plan.server.name, plan.tag, built, options),
+        warnings=[*notes, *_warnings(plan, built.output, lambda: _reported_warning(client, plan, built.image_id))],
     )
 
 
@@ -336,9 +337,22 @@ def _raise_for_build(plan: BuildPlan | ServerBasePlan, built: _Built) -> None:
     raise BuildFailed(f"building {plan.tag} failed: {_build_error(built.output)}")
 
 
-def _warnings(plan: BuildPlan | ServerBasePlan, output_lines: list[str]) -> list[str]:
-    """The import check's warning, as one line (plain progress only: a tty build shows it in BuildKit's own)."""
+def _reported_warning(client: docker.DockerClient, plan: BuildPlan | ServerBasePlan, image_id: str) -> str | None:
+    """The warning the import check recorded in the image's report (a cached check prints nothing)."""
+    if not isinstance(plan, BuildPlan):
+        return None
+    report = read_image_json(client, image_id, f"{plan.assets_dir}/{IMPORT_REPORT}")
+    return (report or {}).get("warning")
+
+
+def _warnings(plan: BuildPlan | ServerBasePlan, output_lines: list[str], reported=lambda: None) -> list[str]:
+    """The import check's warning, as one line (plain progress only: a tty build shows it in BuildKit's own).
+
+    When the check's result came from BuildKit's cache its output is not shown: `reported()` reads the warning
+    the check wrote into the image's report."""
     warning = _marked(output_lines, "imgtool-import-check-warning: ")
+    if not warning and isinstance(plan, BuildPlan) and not _marked(output_lines, "imgtool-import-check-ok: "):
+        warning = reported()
     if not warning or not isinstance(plan, BuildPlan):
         return []
     return [

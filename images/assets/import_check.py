@@ -210,7 +210,7 @@ def _import(app):
     return target, None, ran
 
 
-def write_report(path, app, ran):
+def write_report(path, app, ran, warning=None):
     root = os.getcwd().rstrip("/") + "/"
     # Functions only: class bodies and comprehensions run too, but are never stubbed (CO_NEWLOCALS: 0x2).
     executed = sorted(
@@ -222,7 +222,9 @@ def write_report(path, app, ran):
     )
     with open(path, "w", encoding="utf-8") as handle:
         # Before Python 3.11 code objects have no qualified name: imgtool then keeps every body.
-        json.dump({"app": app, "executed": executed, "qualnames": hasattr(_import.__code__, "co_qualname")}, handle)
+        # The warning is kept too: a rebuild that reuses this check's result (BuildKit's cache) prints nothing.
+        report = {"app": app, "executed": executed, "qualnames": hasattr(_import.__code__, "co_qualname")}
+        json.dump({**report, "warning": warning}, handle)
 
 
 def check_app(app, check_env=(), report=None):
@@ -236,11 +238,12 @@ def check_app(app, check_env=(), report=None):
         attribute_lookup = isinstance(exc, AttributeError) and exc.__traceback__ and not _frames(exc)
         if not attribute_lookup:
             traceback.print_exception(type(exc), exc, exc.__traceback__)
-        print(_verdict(kind, exc), flush=True)
+        verdict = _verdict(kind, exc)
+        print(verdict, flush=True)
         if kind == "import-check":
             return 1
         if report:
-            write_report(report, app, ran)
+            write_report(report, app, ran, verdict.split(": ", 1)[1])
         return 0
     if not callable(target):
         print(f"imgtool-import-check: TypeError: {app} is not callable (an ASGI app or a factory)", flush=True)

@@ -131,8 +131,8 @@ def test_an_import_that_takes_a_new_path_is_checked_with_the_app_itself(docker_c
         third = run_cli("build", "--context", str(context), "--tag", tag)
         assert third.returncode == 2
         assert (
-            "cannot be imported in the image (ModuleNotFoundError: No module named 'not_installed_anywhere')"
-            in third.stderr
+            "cannot be imported in the image (ModuleNotFoundError: No module named 'not_installed_anywhere' "
+            "(at app.py:" in third.stderr
         )
     finally:
         docker_client.images.remove(tag, force=True)
