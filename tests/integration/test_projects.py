@@ -47,7 +47,8 @@ PROJECT_CASES = {
             "litestar-uv",
             "imgtool-litestar-uv-app",
             "litestar_uv_app.app:app",
-            "dependencies: uv.lock (uv sync --frozen --no-default-groups --no-install-project); the project is installed",
+            "dependencies: uv.lock (uv sync --frozen --no-default-groups --no-install-project); the project is "
+            "installed",
             ("granian",),
             extra=("uvicorn",),
             ws=True,

@@ -210,7 +210,10 @@ def test_full_stack_template_uv_workspace_member(docker_client, tags, tmp_path):
     tags.update(f"{TAG_PREFIX}imgtool-app:{server}" for server in SERVERS)
     for server in SERVERS:
         stderr = build(project, server)
-        assert "dependencies: uv.lock (uv sync --frozen --no-default-groups --package app --no-install-workspace)" in stderr
+        assert (
+            "dependencies: uv.lock (uv sync --frozen --no-default-groups --package app --no-install-workspace)"
+            in stderr
+        )
         assert f"context: {root} (uv workspace), project backend" in stderr
     # The health route is the project's own, chosen at test time: the image's HEALTHCHECK asks it too.
     results = smoke(project, FULL_STACK_ENV, "--health-path", "/api/v1/utils/health-check/")

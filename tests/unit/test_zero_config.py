@@ -394,3 +394,19 @@ def test_check_env_is_a_secret_of_the_import_check_only(tmp_path):
 def test_pyproject_fixtures_parse():
     for name in ("full-stack-fastapi-poetry", "litestar-hello-world", "full-stack-fastapi-uv"):
         assert tomllib.loads((PROJECTS / name / "pyproject.toml").read_text())
+
+
+def test_a_workspace_member_syncs_its_own_groups_and_refuses_requirements_files(tmp_path):
+    root = workspace(tmp_path)
+    member = root / "packages" / "api" / "pyproject.toml"
+    member.write_text(
+        member.read_text() + '[dependency-groups]\nprod = ["sentry-sdk"]\n\n[tool.imgtool]\ngroups = ["prod"]\n'
+    )
+    config = load_config(cwd=root / "packages" / "api")
+    assert "--package api --no-install-workspace \\\n        --group prod --inexact" in render(config)
+    member.write_text(member.read_text().replace('groups = ["prod"]', 'groups = ["docs"]'))
+    with pytest.raises(UsageError, match=r"packages/api/pyproject.toml declares no group 'docs' \(groups: prod\)"):
+        load_config(cwd=root / "packages" / "api")
+    member.write_text(member.read_text().replace('groups = ["docs"]', 'requirements = ["requirements.txt"]'))
+    with pytest.raises(UsageError, match=r"is a member of the uv workspace .*whose uv.lock decides"):
+        load_config(cwd=root / "packages" / "api")
