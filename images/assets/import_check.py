@@ -126,9 +126,10 @@ def interface_problem(app, target, interface):
             f"{app} is neither an ASGI app ({_SIGNATURES['asgi']}) nor a WSGI app ({_SIGNATURES['wsgi']}): it is a "
             f"{kind}; point --app at the app object"
         )
+    article = "an" if found == "asgi" else "a"
     return (
-        f"{app} is a {found.upper()} app ({_SIGNATURES[found]}) and this image serves it as {interface.upper()}: set "
-        f'[tool.imgtool] interface = "{found}" (or --interface {found})'
+        f"{app} is {article} {found.upper()} app ({_SIGNATURES[found]}) and this image serves it as "
+        f'{interface.upper()}: set [tool.imgtool] interface = "{found}" (or --interface {found})'
     )
 
 
