@@ -182,7 +182,9 @@ def test_bad_apps_fail_the_build_in_one_line_and_leave_nothing(tmp_path, docker_
     (tmp_path / "broken.py").write_text(textwrap.dedent(source))
     (tmp_path / "pyproject.toml").write_text(PYPROJECT.replace("wsgi-sample", "wsgi-broken"))
     tag = f"{TAG_PREFIX}imgtool-wsgi-broken:granian"
-    result = run_cli("build", "--app", "broken:app", "--interface", "wsgi", "--tag", tag, timeout=600, cwd=tmp_path)
+    # --json: no build progress on stderr (it would show the app's own traceback, printed for the user above).
+    args = ("build", "--app", "broken:app", "--interface", "wsgi", "--tag", tag, "--json")
+    result = run_cli(*args, timeout=600, cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-2000:]
     line = single_line_error(result.stderr)
     assert message in line and "Traceback" not in line, line
