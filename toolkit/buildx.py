@@ -323,6 +323,9 @@ def _raise_for_build(plan: BuildPlan | ServerBasePlan, built: _Built) -> None:
                 f"Django's collectstatic failed in the build ({import_error}): fix the settings, or give the "
                 "values they need at build time in [tool.imgtool] check-env"
             )
+        if import_error and import_error.startswith("InterfaceError: "):
+            # The check's line says what to fix (the interface to set, or where --app should point).
+            raise UsageError(import_error.removeprefix("InterfaceError: "))
         if import_error:
             loading = import_error.startswith(("ModuleNotFoundError", "ImportError", "SyntaxError", "IndentationError"))
             fix = "fix the app or add the missing dependency"

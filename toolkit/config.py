@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from toolkit import IMAGES_DIR, tooltable, validate
-from toolkit.asgiapp import Django, detect_app, detect_django
+from toolkit.asgiapp import INTERFACES, Django, detect_app, detect_django, interface_of
 from toolkit.detect import (
     DependencyKind,
     DependencySource,
@@ -37,6 +37,7 @@ NO_PROJECT_FIX = "cd into your project, pass --context DIR, or --demo for imgtoo
 _RESERVED_ENV = {"PATH", "PYTHONPATH", "PORT", "HEALTH_PATH", "WEB_CONCURRENCY"}
 _KNOWN_KEYS = {
     "app",
+    "interface",
     "context",
     "check-env",
     "python",
@@ -79,6 +80,8 @@ class Config:
     # None: no health route configured (any answer below 500 at / is healthy).
     health_path: str | None
     port: int
+    # "asgi" or "wsgi": how the servers call the app (toolkit/servers.py: ServerSpec.serving).
+    interface: str = "asgi"
     routes: str = "generic"
     # A WebSocket route the smoke suite opens (the reference app's is /ws); None: no ws check.
     ws_path: str | None = None
@@ -232,6 +235,7 @@ def load_config(
     port: int | None = None,
     demo: bool = False,
     cwd: Path | None = None,
+    interface: str | None = None,
 ) -> Config:
     """The merged settings for the project in `context`, else in `cwd` (default: the current directory)."""
     project, inherited, redirect_path = _resolve_project(context, demo, cwd)
@@ -248,7 +252,14 @@ def load_config(
     workspace = find_workspace(project)
     build_context = workspace.root if workspace is not None else project
 
-    flags = {"app": app, "python": python, "base": base, "health-path": health_path, "port": port}
+    flags = {
+        "app": app,
+        "python": python,
+        "base": base,
+        "health-path": health_path,
+        "port": port,
+        "interface": interface,
+    }
     origins = {
         key: "flag" if flags.get(key) is not None else "pyproject" if key in settings else "default"
         for key in sorted(_KNOWN_KEYS - {"server", "context"})
@@ -262,14 +273,17 @@ def load_config(
         origins["context"] += f"; detected (uv workspace root of {workspace.member})"
 
     app = app or settings.get("app")
+    detected_interface = None
     if not app:
         found = detect_app(project)
         app = found.ref
+        detected_interface = found.interface
         origins["app"] = f"detected ({found.why} in {found.module})"
     validate.app_ref(app)
     if not _app_module_exists(project, app):
         module = app.split(":")[0]
         raise UsageError(f"module {module!r} of --app {app} is not in {project}: fix --app or --context")
+    interface = _interface(interface, settings.get("interface"), detected_interface, project, app, origins)
 
     requirement = python_requirement(project, build_context)
     python = _python(python, settings.get("python"), requirement, origins)
@@ -316,6 +330,7 @@ def load_config(
         base=base or settings.get("base"),
         health_path=health_path,
         port=port,
+        interface=interface,
         routes=routes,
         ws_path=ws_path,
         servers=tooltable.servers(settings),
@@ -338,6 +353,24 @@ def load_config(
     )
 
 
+def _interface(
+    flag: str | None, setting: object, detected: str | None, project: Path, app: str, origins: dict[str, str]
+) -> str:
+    """--interface, else [tool.imgtool] interface, else what discovery read, else what the app's module shows."""
+    chosen = flag or setting
+    if chosen is not None:
+        if chosen not in INTERFACES:
+            where = "--interface" if flag else "[tool.imgtool] interface"
+            raise UsageError(f'{where} {chosen!r} is not one of {", ".join(INTERFACES)}: e.g. interface = "wsgi"')
+        return str(chosen)
+    read = detected or interface_of(project, app)
+    if read is None:
+        origins["interface"] = "default (the app's files do not say; the build's import check confirms it)"
+        return "asgi"
+    origins["interface"] = f"detected (what {app.removesuffix('()')} is made by)"
+    return read
+
+
 def _route(value: object, name: str, example: str) -> str | None:
     """A route setting: unset, or a path from the root."""
     if value is not None and (not isinstance(value, str) or not value.startswith("/")):
@@ -351,6 +384,7 @@ def describe_config(config: Config, servers: tuple[str, ...], servers_origin: st
     origins.setdefault("django", "detected")
     values: dict[str, object] = {
         "app": config.app,
+        "interface": config.interface,
         "servers": list(servers),
         "python": config.python,
         "base": config.base or f"python:{config.python}-slim (else the offline base)",

@@ -31,6 +31,8 @@ LABEL = "imgtool"
 VERSION_LABEL = "imgtool.version"
 SERVER_LABEL = "imgtool.server"
 APP_LABEL = "imgtool.app"
+# "asgi" or "wsgi": how the image's server calls the app (absent on images from before WSGI: asgi).
+INTERFACE_LABEL = "imgtool.interface"
 PROTOCOLS_LABEL = "imgtool.protocols"
 PORT_LABEL = "imgtool.port"
 HEALTH_PATH_LABEL = "imgtool.health-path"
@@ -91,11 +93,16 @@ class ImageLabels:
     health_path: str | None = None
     reference_routes: bool = False
     ws_path: str | None = None
+    interface: str = "asgi"
 
     @property
     def spec(self) -> ServerSpec | None:
-        """The registry's entry for the image's server; None for an image imgtool did not build."""
-        return SERVERS.get(self.server or "")
+        """The registry's entry for the image's server, set up for the image's interface; None for an image imgtool
+        did not build."""
+        spec = SERVERS.get(self.server or "")
+        if spec is None or self.interface not in spec.interfaces:
+            return spec
+        return spec.serving(self.interface)
 
     @property
     def name(self) -> str:
@@ -119,6 +126,7 @@ def image_labels(client: docker.DockerClient, ref: str) -> ImageLabels:
         health_path=labels.get(HEALTH_PATH_LABEL) or None,
         reference_routes=reference_routes,
         ws_path=labels.get(WS_PATH_LABEL) or ("/ws" if reference_routes else None),
+        interface=labels.get(INTERFACE_LABEL) or "asgi",
     )
 
 

@@ -14,6 +14,7 @@ from toolkit.config import Config
 from toolkit.containers import (
     APP_LABEL,
     HEALTH_PATH_LABEL,
+    INTERFACE_LABEL,
     PACKAGES_LABEL,
     PORT_LABEL,
     PROTOCOLS_LABEL,
@@ -150,12 +151,14 @@ def make_plan(
     tag: str | None = None,
     several: bool = False,
 ) -> BuildPlan:
+    server = server.serving(config.interface)
     labels = {
         "org.opencontainers.image.title": config.app_name,
         "org.opencontainers.image.description": f"{config.app} served by {server.summary}",
         "org.opencontainers.image.base.name": base.name,
         VERSION_LABEL: __version__,
         APP_LABEL: config.app,
+        INTERFACE_LABEL: config.interface,
         SERVER_LABEL: server.name,
         PROTOCOLS_LABEL: ",".join(sorted(server.protocols)),
         PORT_LABEL: str(config.port),
@@ -177,6 +180,8 @@ def make_plan(
         "IMGTOOL_APP": config.app,
         "IMGTOOL_PREFLIGHT": str(server.preflight_import),
         **({"IMGTOOL_ONE_WORKER": server.single_process_workers} if server.single_process_workers else {}),
+        # $THREADS for a threaded WSGI worker (gunicorn's gthread); WEB_THREADS still wins at run time.
+        **({"IMGTOOL_DEFAULT_THREADS": server.default_threads} if server.default_threads else {}),
         **config.env,
     }
     requirements, notes = server_requirements(config, server, base)

@@ -1,18 +1,21 @@
-"""The registry of ASGI servers: everything imgtool knows about each one, as data.
+"""The registry of servers: everything imgtool knows about each one, as data.
 
 Adding a server means adding one `ServerSpec` here. Claims (protocols, lifespan, graceful
 shutdown) are verified facts from ../shared/SERVERS.md; the smoke suite keeps them honest.
+Every server serves ASGI; one that also serves WSGI apps says how in its `wsgi` entry (`WsgiMode`), and
+`spec.serving("wsgi")` is the same server set up for a WSGI app, read by everything downstream alike.
 
 Commands are exec-form argv lists. Three tokens are filled in:
   `{app}`   by the planner, at render time (the `module:attr` of the ASGI app);
   `$PORT`, `$WORKERS`  by the image's launcher, at container start (env `PORT`, and
-  `WEB_CONCURRENCY` or the container's CPU limit), so `docker run -e PORT=...` just works.
+  `WEB_CONCURRENCY` or the container's CPU limit), so `docker run -e PORT=...` just works;
+  `$THREADS` likewise (env `WEB_THREADS`, else the server's `default_threads`), for threaded WSGI workers.
 """
 
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from toolkit.errors import UsageError
@@ -24,6 +27,26 @@ BEHAVIOURS = ("lifespan", "graceful")
 
 # Seconds a server is given to drain in-flight requests; runtimes get a longer stop grace period.
 GRACEFUL_TIMEOUT = 25
+INTERFACES = ("asgi", "wsgi")
+# Why a WSGI app has no WebSocket and no lifespan, whatever the server: shown as `n/a (reason)`.
+WSGI_NOT_APPLICABLE = {
+    "ws": "a WSGI app has no WebSocket (WSGI is request/response only)",
+    "lifespan": "WSGI has no lifespan protocol",
+}
+
+
+@dataclass(frozen=True)
+class WsgiMode:
+    """How a server serves a WSGI app: what differs from its ASGI setup (the rest is the same)."""
+
+    summary: str
+    command: tuple[str, ...]
+    protocols: frozenset[str]
+    packages: tuple[str, ...] | None = None  # None: the ASGI packages
+    tls_flags: tuple[str, ...] | None = None  # None: the ASGI ones
+    limitations: dict[str, str] = field(default_factory=dict)
+    # Threads per worker for $THREADS (WEB_THREADS overrides it at run time); None: the server sizes its own pool.
+    default_threads: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +89,44 @@ class ServerSpec:
     # The default, call syntax, is what hypercorn (eval of the attribute part in
     # hypercorn.utils.load_application) and gunicorn (gunicorn.util.import_app) accept.
     factory: tuple[str, ...] | None = ("{app}()",)
+    # Whether `module:attr.sub` reaches an attribute of an attribute (gunicorn takes `name` or `name()` only).
+    dotted_refs: bool = True
+    # The interface this spec serves; `serving("wsgi")` gives the WSGI one.
+    interface: str = "asgi"
+    # How it serves WSGI apps; None, with the reason in `no_wsgi`: it does not.
+    wsgi: WsgiMode | None = None
+    no_wsgi: str = ""
+    default_threads: str | None = None
+
+    @property
+    def interfaces(self) -> tuple[str, ...]:
+        """The interfaces this server serves."""
+        return ("asgi", "wsgi") if self.wsgi is not None or self.interface == "wsgi" else ("asgi",)
+
+    def serving(self, interface: str) -> ServerSpec:
+        """This server set up for an app of `interface`: itself for ASGI, its WSGI mode for WSGI."""
+        if interface == self.interface:
+            return self
+        if interface != "wsgi" or self.wsgi is None:
+            able = ", ".join(spec.name for spec in SERVERS.values() if interface in spec.interfaces)
+            why = f" ({self.no_wsgi})" if self.no_wsgi else ""
+            raise UsageError(f"{self.name} does not serve {interface.upper()} apps{why}: choose --server {able}")
+        mode = self.wsgi
+        return replace(
+            self,
+            summary=mode.summary,
+            command=mode.command,
+            protocols=mode.protocols,
+            packages=mode.packages if mode.packages is not None else self.packages,
+            tls_flags=mode.tls_flags if mode.tls_flags is not None else self.tls_flags,
+            lifespan=False,
+            without_lifespan="",
+            limitations={**mode.limitations, **WSGI_NOT_APPLICABLE},
+            deprecation=None,
+            interface="wsgi",
+            wsgi=None,
+            default_threads=mode.default_threads,
+        )
 
     @property
     def claims(self) -> frozenset[str]:
@@ -73,11 +134,17 @@ class ServerSpec:
         return self.protocols | behaviours
 
     def _expand(self, command: tuple[str, ...], app: str) -> list[str]:
+        target = app.removesuffix("()")
+        module, attr = target.split(":", 1)
+        if "." in attr and not self.dotted_refs:
+            raise UsageError(
+                f"{self.name} imports only module:name or module:name() ({app}): add `application = {attr}"
+                f"{'()' if app.endswith('()') else ''}` to {module} and pass --app {module}:application, "
+                "or choose another --server"
+            )
         if not app.endswith("()"):
             return [part.replace("{app}", app) for part in command]
-        target = app.removesuffix("()")
         if self.factory is None:
-            module, attr = target.split(":", 1)
             raise UsageError(
                 f"{self.name} cannot call an app factory ({app}): add `app = {attr}()` to {module} "
                 f"and pass --app {module}:app, or choose another --server"
@@ -85,7 +152,11 @@ class ServerSpec:
         argv: list[str] = []
         for part in command:
             if "{app}" in part:
-                argv += [item.replace("{app}", target) for item in self.factory]
+                # The part keeps what surrounds {app} (hypercorn's `wsgi:{app}`); extra items (--factory) follow.
+                argv += [
+                    part.replace("{app}", item.replace("{app}", target)) if "{app}" in item else item
+                    for item in self.factory
+                ]
             else:
                 argv.append(part)
         return argv
@@ -138,6 +209,9 @@ SERVERS: dict[str, ServerSpec] = {
             # With --workers > 1 uvicorn respawns a child that fails to import, forever (tested);
             # a single uvicorn process exits 1 by itself.
             preflight_import=2,
+            # `--interface wsgi` works (tested, HTTP/1.1) but uvicorn deprecates it: its WSGIMiddleware warns
+            # "Uvicorn's native WSGI implementation is deprecated, you should switch to a2wsgi".
+            no_wsgi="uvicorn deprecates its own WSGI interface in favour of a2wsgi",
         ),
         ServerSpec(
             name="hypercorn",
@@ -148,6 +222,17 @@ SERVERS: dict[str, ServerSpec] = {
                 f" --graceful-timeout {GRACEFUL_TIMEOUT}"
             ),
             protocols=frozenset({"http1", "h2c", "h2-tls", "ws"}),
+            # hypercorn serves WSGI natively (hypercorn.utils.wrap_app, the app run in the loop's thread pool):
+            # h2c, h2 over TLS, and an in-flight request finished on SIGTERM, tested with `wsgi:module:app`. The
+            # `wsgi:` prefix says the interface instead of letting hypercorn guess it from __call__.
+            wsgi=WsgiMode(
+                summary="hypercorn serving WSGI (its thread pool); HTTP/2 always on",
+                command=_argv(
+                    "hypercorn wsgi:{app} --bind 0.0.0.0:$PORT --workers $WORKERS --worker-class uvloop"
+                    f" --graceful-timeout {GRACEFUL_TIMEOUT}"
+                ),
+                protocols=frozenset({"http1", "h2c", "h2-tls"}),
+            ),
             tls_flags=_argv("--certfile {cert} --keyfile {key}"),
             without_lifespan='serves it (logs "ASGI Framework Lifespan error, continuing without Lifespan support")',
             # With several workers, hypercorn's parent kills busy workers when an idle one exits
@@ -181,6 +266,7 @@ SERVERS: dict[str, ServerSpec] = {
             },
             default_workers="1",
             respawns_workers=False,
+            no_wsgi="it is an ASGI server, Django Channels' own",
         ),
         ServerSpec(
             name="granian",
@@ -196,6 +282,16 @@ SERVERS: dict[str, ServerSpec] = {
             factory=_argv("--factory {app}"),
             without_lifespan='serves it (logs "ASGI Lifespan errored, continuing without Lifespan support"; '
             "--interface asginl would skip lifespan altogether)",
+            # `--interface wsgi`: h2c and h2 over TLS with --http auto, SIGTERM finishes the in-flight request
+            # (tested, --workers 1 and 2); its blocking-thread pool defaults to half the backpressure (512).
+            wsgi=WsgiMode(
+                summary="granian (Rust) WSGI interface, HTTP/1.1 + HTTP/2 auto",
+                command=_argv(
+                    "granian --interface wsgi --host 0.0.0.0 --port $PORT --workers $WORKERS --http auto"
+                    " --respawn-failed-workers --respawn-interval 1 {app}"
+                ),
+                protocols=frozenset({"http1", "h2c", "h2-tls"}),
+            ),
         ),
         ServerSpec(
             name="gunicorn",
@@ -217,6 +313,25 @@ SERVERS: dict[str, ServerSpec] = {
                 "gunicorn + uvicorn workers is legacy: uvicorn --workers now manages processes itself "
                 "(use --server uvicorn)"
             ),
+            # gunicorn.util.import_app takes `name` or `name(literal args)`, nothing dotted (read in its source).
+            dotted_refs=False,
+            # Its own gthread worker (the sync worker answers one request at a time: a health check waited 1.5 s
+            # behind a slow request, tested). `--http-protocols h2,h1` (gunicorn 25+, h2 from the http2 extra)
+            # gives h2 over TLS by ALPN (tested); h2c it serves only to peers in --forwarded-allow-ips
+            # (`--http2-cleartext`, gunicorn 26.2+: an untrusted peer's preface was refused, tested).
+            wsgi=WsgiMode(
+                summary="gunicorn with its own threaded (gthread) WSGI workers",
+                command=_argv(
+                    "gunicorn {app} --worker-class gthread --threads $THREADS --bind 0.0.0.0:$PORT"
+                    f" --workers $WORKERS --graceful-timeout {GRACEFUL_TIMEOUT} --http-protocols h2,h1"
+                ),
+                protocols=frozenset({"http1", "h2-tls"}),
+                packages=("gunicorn[http2]>=25,<28",),
+                limitations={
+                    "h2c": "gunicorn serves h2c only to peers trusted with --forwarded-allow-ips; imgtool trusts none"
+                },
+                default_threads="8",
+            ),
         ),
     )
 }
@@ -230,13 +345,21 @@ def get_server(name: str) -> ServerSpec:
 
 
 def select_servers(
-    names: list[str] | None, all_servers: bool, configured: tuple[str, ...] = (), default: str = "granian"
+    names: list[str] | None,
+    all_servers: bool,
+    configured: tuple[str, ...] = (),
+    default: str = "granian",
+    interface: str = "asgi",
 ) -> list[ServerSpec]:
-    """The servers a command acts on: `--all`, or each `--server`, or the project's configured ones
-    (`[tool.imgtool] servers`), or the default."""
+    """The servers a command acts on: `--all` (those serving the app's interface), or each `--server`, or the
+    project's configured ones (`[tool.imgtool] servers`), or the default; one that cannot serve the interface is
+    an error naming those that can."""
     if all_servers and names:
         raise UsageError("--all and --server exclude each other: pass one of them")
     if all_servers:
-        return list(SERVERS.values())
+        return [spec for spec in SERVERS.values() if interface in spec.interfaces]
     chosen = names or list(configured) or [default]
-    return [get_server(name) for name in dict.fromkeys(chosen)]
+    specs = [get_server(name) for name in dict.fromkeys(chosen)]
+    for spec in specs:
+        spec.serving(interface)
+    return specs

@@ -1,6 +1,7 @@
 """Build-time check: the app imports and has its ASGI attribute, so a broken app fails the build.
 
-    import_check.py MODULE:ATTR [--report FILE]  import the app (in the image's runtime, the app at the cwd)
+    import_check.py MODULE:ATTR [--interface asgi|wsgi] [--report FILE]
+                                                 import the app (in the image's runtime, the app at the cwd)
     import_check.py --collectstatic SETTINGS     run Django's collectstatic (STATIC_ROOT is set)
 
 The rule (README "The build-time import check"): an exception while importing fails the build (exit 1), with
@@ -20,6 +21,10 @@ that module is missing from the image. No such `module:attr`, or an attribute th
 `[tool.imgtool] check-env` reaches this script as the BuildKit secret `check-env` (JSON), so those imports can
 run for real without any value reaching a layer or the image's history.
 
+The object must be a callable of the interface the image serves it with (interface_problem): an ASGI app found where
+WSGI was planned, or an object that is neither, fails the build with one `InterfaceError` line saying what to set.
+A factory (`module:create_app()`) is not called here: what it returns is seen when the server starts.
+
 Prints one line: `imgtool-import-check:` naming a failure, `imgtool-import-check-warning:`, or
 `imgtool-import-check-ok:`; imgtool turns the first two into its own messages.
 
@@ -33,6 +38,7 @@ again with the app itself.
 """
 
 import importlib
+import inspect
 import json
 import os
 import sys
@@ -210,6 +216,43 @@ def _import(app):
     return target, None, ran
 
 
+_SIGNATURES = {"asgi": "async (scope, receive, send)", "wsgi": "(environ, start_response)"}
+
+
+def interface_of(target):
+    """One of "asgi", "wsgi", "neither", or None when it cannot be told (a C-implemented or *args callable)."""
+    call = target if inspect.isroutine(target) else type(target).__call__
+    if inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(call):
+        return "asgi"
+    try:
+        parameters = list(inspect.signature(target).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind == p.VAR_POSITIONAL for p in parameters):
+        return None
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    # A sync __call__(scope, receive, send) that returns the coroutine (Emmett's App) is ASGI too.
+    return {3: "asgi", 2: "wsgi"}.get(len(positional), "neither")
+
+
+def interface_problem(app, target, interface):
+    """The one line saying why `target` cannot be served as `interface`, or None."""
+    found = interface_of(target)
+    if found is None or found == interface:
+        return None
+    kind = type(target).__name__
+    if found == "neither":
+        return (
+            f"{app} is neither an ASGI app ({_SIGNATURES['asgi']}) nor a WSGI app ({_SIGNATURES['wsgi']}): it is a "
+            f"{kind}; point --app at the app object"
+        )
+    article = "an" if found == "asgi" else "a"
+    return (
+        f"{app} is {article} {found.upper()} app ({_SIGNATURES[found]}) and this image serves it as "
+        f'{interface.upper()}: set [tool.imgtool] interface = "{found}" (or --interface {found})'
+    )
+
+
 def write_report(path, app, ran, warning=None):
     root = os.getcwd().rstrip("/") + "/"
     # Functions only: class bodies and comprehensions run too, but are never stubbed (CO_NEWLOCALS: 0x2).
@@ -227,7 +270,7 @@ def write_report(path, app, ran, warning=None):
         json.dump({**report, "warning": warning}, handle)
 
 
-def check_app(app, check_env=(), report=None):
+def check_app(app, check_env=(), report=None, interface="asgi"):
     target, failure, ran = _import(app)
     stubs = sorted(_qualname(code) for code in ran if STUB_MARKER in code.co_varnames)
     if stubs:
@@ -247,6 +290,10 @@ def check_app(app, check_env=(), report=None):
         return 0
     if not callable(target):
         print(f"imgtool-import-check: TypeError: {app} is not callable (an ASGI app or a factory)", flush=True)
+        return 1
+    problem = None if app.endswith("()") else interface_problem(app, target, interface)
+    if problem is not None:
+        print(f"imgtool-import-check: InterfaceError: {problem}", flush=True)
         return 1
     if report:
         write_report(report, app, ran)
@@ -275,7 +322,8 @@ def main(argv):
     if argv[:1] == ["--collectstatic"]:
         return collectstatic(argv[1])
     report = argv[argv.index("--report") + 1] if "--report" in argv else None
-    return check_app(argv[0], names, report)
+    interface = argv[argv.index("--interface") + 1] if "--interface" in argv else "asgi"
+    return check_app(argv[0], names, report, interface)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Container entrypoint: fill in $PORT and $WORKERS, then become the server (PID 1).
+"""Container entrypoint: fill in $PORT, $WORKERS and $THREADS, then become the server (PID 1).
 
 A server started by a console script of this venv runs in this very process (the script is run as
 __main__, as its own interpreter would): no second interpreter start. Anything else is exec'd.
@@ -8,6 +8,8 @@ then exec'd, so its supervisor does not keep the app's modules. IMGTOOL_ONE_WORK
 that makes the server serve in its own process (hypercorn: 0), used when one worker is wanted.
 Workers come from WEB_CONCURRENCY when set, else from the CPUs this container may use
 (cgroup quota and cpuset), never the host's CPU count: one worker per host core OOMs big hosts.
+Threads per worker (a threaded WSGI worker: gunicorn's gthread) come from WEB_THREADS when set, else from the
+image's IMGTOOL_DEFAULT_THREADS.
 """
 
 import math
@@ -49,6 +51,11 @@ def workers():
         return configured
     default = os.environ.get("IMGTOOL_DEFAULT_WORKERS", "auto")
     return str(available_cpus()) if default == "auto" else default
+
+
+def threads():
+    configured = os.environ.get("WEB_THREADS", "").strip()
+    return configured or os.environ.get("IMGTOOL_DEFAULT_THREADS", "1")
 
 
 def preflight_import(app):
@@ -103,7 +110,7 @@ def main(argv):
     preflight = bool(threshold and count.isdigit() and int(count) >= threshold and os.environ.get("IMGTOOL_APP"))
     if preflight:
         preflight_import(os.environ["IMGTOOL_APP"])
-    values = {"$PORT": os.environ.get("PORT", "8000"), "$WORKERS": count}
+    values = {"$PORT": os.environ.get("PORT", "8000"), "$WORKERS": count, "$THREADS": threads()}
     command = []
     for arg in argv:
         for token, value in values.items():

@@ -52,7 +52,7 @@ def test_src_layout_package_is_found(tmp_path):
         ({"app": "main"}, "", "is not module:attribute"),
         ({"app": "main:app:x"}, "", "is not module:attribute"),
         ({"app": "nothere:app"}, "", "is not in"),
-        ({}, "", "no ASGI app given"),
+        ({}, "", "no app given"),
         ({"app": "main:app", "python": "three"}, "", "is not a Python version X.Y"),
         ({"app": "main:app"}, "port = 70000", "is not a TCP port"),
         ({"app": "main:app"}, 'health-path = "health"', "must start with '/'"),

@@ -63,3 +63,60 @@ def test_configured_servers_are_the_default_but_flags_win():
     assert [s.name for s in select_servers(None, False, ("uvicorn", "daphne"))] == ["uvicorn", "daphne"]
     assert [s.name for s in select_servers(["granian"], False, ("uvicorn",))] == ["granian"]
     assert select_servers(None, True, ("uvicorn",)) == list(SERVERS.values())
+
+
+# ---- WSGI ----
+
+
+def test_the_servers_that_serve_wsgi_say_how_and_the_others_refuse_naming_those_that_can():
+    assert [s.name for s in SERVERS.values() if "wsgi" in s.interfaces] == ["hypercorn", "granian", "gunicorn"]
+    for name in ("uvicorn", "daphne"):
+        with pytest.raises(
+            UsageError, match=rf"{name} does not serve WSGI apps .*: choose --server hypercorn, granian, gunicorn"
+        ):
+            SERVERS[name].serving("wsgi")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("granian", ["granian", "--interface", "wsgi"]),
+        ("hypercorn", ["hypercorn", "wsgi:main:app"]),
+        ("gunicorn", ["gunicorn", "main:app", "--worker-class", "gthread", "--threads", "$THREADS"]),
+    ],
+)
+def test_wsgi_commands(name, expected):
+    spec = SERVERS[name].serving("wsgi")
+    argv = spec.argv("main:app")
+    assert argv[: len(expected)] == expected and "main:app" in " ".join(argv)
+    assert spec.interface == "wsgi" and not spec.lifespan and "ws" not in spec.protocols
+    assert {"ws", "lifespan"} <= set(spec.limitations)
+    unclaimed = (set(PROTOCOLS) | set(BEHAVIOURS)) - spec.claims
+    assert unclaimed <= set(spec.limitations)
+    assert spec.serving("wsgi") is spec and SERVERS[name].serving("asgi") is SERVERS[name]
+
+
+def test_gunicorn_wsgi_uses_its_own_threaded_worker_and_claims_h2_over_tls_only():
+    spec = SERVERS["gunicorn"].serving("wsgi")
+    assert "uvicorn" not in " ".join(spec.packages) and spec.default_threads == "8"
+    assert spec.protocols == {"http1", "h2-tls"} and "forwarded-allow-ips" in spec.limitations["h2c"]
+    assert spec.deprecation is None
+
+
+def test_hypercorn_wsgi_keeps_its_prefix_for_a_factory():
+    assert SERVERS["hypercorn"].serving("wsgi").argv("main:create()")[1] == "wsgi:main:create()"
+
+
+def test_gunicorn_refuses_a_dotted_ref_with_the_fix():
+    with pytest.raises(UsageError, match=r"add `application = app.server` to main and pass --app main:application"):
+        SERVERS["gunicorn"].argv("main:app.server")
+    assert SERVERS["uvicorn"].argv("main:mcp.streamable_http_app()")[1:3] == [
+        "main:mcp.streamable_http_app",
+        "--factory",
+    ]
+
+
+def test_select_servers_for_a_wsgi_app():
+    assert [s.name for s in select_servers(None, True, interface="wsgi")] == ["hypercorn", "granian", "gunicorn"]
+    with pytest.raises(UsageError, match="uvicorn does not serve WSGI"):
+        select_servers(["uvicorn"], False, interface="wsgi")

@@ -60,7 +60,7 @@ def test_a_directory_without_a_project_is_one_error_naming_the_fix(tmp_path, fil
 def test_the_repository_root_is_imgtools_own_project_not_the_bundled_app():
     """Tests run with cwd = the repository: nothing falls back to the bundled app silently."""
     root = BUNDLED_APP_CONTEXT.parent.parent
-    with pytest.raises(UsageError, match="no ASGI app given"):
+    with pytest.raises(UsageError, match="no app given"):
         load_config(cwd=root)
     assert load_config(cwd=root, demo=True).context == BUNDLED_APP_CONTEXT.resolve()
 

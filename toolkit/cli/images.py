@@ -22,6 +22,7 @@ from toolkit.cli.options import (
     ContextOpt,
     DemoOpt,
     HealthPathOpt,
+    InterfaceOpt,
     JsonOpt,
     NetworkOpt,
     NoCacheOpt,
@@ -39,7 +40,7 @@ from toolkit.errors import EnvironmentProblem
 
 @app.command(epilog="Example: imgtool servers --json")
 def servers(as_json: JsonOpt = False) -> None:
-    """List the ASGI servers imgtool builds, with their protocols and commands."""
+    """List the servers imgtool builds, the interfaces (ASGI, WSGI) each serves, their protocols and commands."""
     from toolkit.servers import SERVERS
 
     if as_json:
@@ -48,6 +49,8 @@ def servers(as_json: JsonOpt = False) -> None:
                 {
                     "name": spec.name,
                     "summary": spec.summary,
+                    "interfaces": list(spec.interfaces),
+                    "wsgi": _wsgi_json(spec),
                     "packages": list(spec.packages),
                     "protocols": sorted(spec.protocols),
                     "lifespan": spec.lifespan,
@@ -63,16 +66,39 @@ def servers(as_json: JsonOpt = False) -> None:
         return
     rows = [
         (
-            f"{spec.name} [dim](legacy)[/]" if spec.deprecation else spec.name,
-            "\n".join(spec.packages),
-            ", ".join(sorted(spec.protocols)),
-            "yes" if spec.lifespan else "no",
-            "yes" if spec.graceful else "no",
-            " ".join(spec.command),
+            f"{served.name} [dim](legacy)[/]" if served.deprecation else served.name,
+            served.interface.upper(),
+            "\n".join(served.packages),
+            ", ".join(sorted(served.protocols)),
+            "yes" if served.lifespan else "no",
+            "yes" if served.graceful else "no",
+            " ".join(served.command),
         )
         for spec in SERVERS.values()
+        for served in (spec.serving(interface) for interface in spec.interfaces)
     ]
-    out.print(table("ASGI servers", ("server", "packages", "protocols", "lifespan", "graceful", "command"), rows))
+    out.print(
+        table(
+            "Servers (one row per interface served; uvicorn and daphne serve ASGI only)",
+            ("server", "interface", "packages", "protocols", "lifespan", "graceful", "command"),
+            rows,
+        )
+    )
+
+
+def _wsgi_json(spec) -> dict | None:
+    """The server's WSGI setup for `imgtool servers --json`, or why it has none."""
+    if "wsgi" not in spec.interfaces:
+        return {"served": False, "reason": spec.no_wsgi}
+    served = spec.serving("wsgi")
+    return {
+        "served": True,
+        "summary": served.summary,
+        "packages": list(served.packages),
+        "protocols": sorted(served.protocols),
+        "command": list(served.command),
+        "limitations": served.limitations,
+    }
 
 
 @app.command(epilog="Example: imgtool render --server granian -o Dockerfile")
@@ -86,6 +112,7 @@ def render(
     health_path: HealthPathOpt = None,
     base: BaseOpt = None,
     python: PythonOpt = None,
+    interface: InterfaceOpt = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.", parser=OUTPUT_FILE)
     ] = None,
@@ -95,7 +122,9 @@ def render(
     from toolkit.files import write_text_atomic
     from toolkit.render import render_dockerfile
 
-    _, plans = load_plans([server], False, app_ref, context, base, python, demo=demo, health_path=health_path)
+    _, plans = load_plans(
+        [server], False, app_ref, context, base, python, demo=demo, health_path=health_path, interface=interface
+    )
     text = render_dockerfile(plans[0], str(output.resolve()) if output else "Dockerfile", engine.resolve_ca_cert(None))
     if output is None:
         sys.stdout.write(text)
@@ -130,6 +159,7 @@ def build(
     ] = None,
     base: BaseOpt = None,
     python: PythonOpt = None,
+    interface: InterfaceOpt = None,
     no_cache: NoCacheOpt = False,
     ca_cert: CaCertOpt = None,
     frozen: Annotated[
@@ -213,7 +243,7 @@ def build(
     )
     check_build_options(options, [], several=False)
     client, plans = load_plans(
-        server, all_servers, app_ref, context, base, python, tag, frozen, chosen, demo, health_path
+        server, all_servers, app_ref, context, base, python, tag, frozen, chosen, demo, health_path, interface
     )
     check_build_options(options, [plan.tag for plan in plans], several=len(plans) > 1)
     sbom_files = {}

@@ -44,6 +44,7 @@ def load_plans(
     builder=None,
     demo=False,
     health_path=None,
+    interface=None,
 ):
     """Config, Docker client and one BuildPlan per selected server (on imgtool.lock's bases when it has them).
 
@@ -58,8 +59,10 @@ def load_plans(
     from toolkit.registry import resolve_bases
     from toolkit.servers import select_servers
 
-    config = load_config(context=context, app=app_ref, python=python, base=base, health_path=health_path, demo=demo)
-    specs = select_servers(server_names, all_servers, config.servers)
+    config = load_config(
+        context=context, app=app_ref, python=python, base=base, health_path=health_path, demo=demo, interface=interface
+    )
+    specs = select_servers(server_names, all_servers, config.servers, interface=config.interface)
     client = engine.connect(builder.docker_context(engine.current_context()) if builder else None)
     bases = resolve_bases(client, config, [spec.name for spec in specs], base, frozen, notice)
     arch = docker_arch(builder.platforms[0]) if builder else engine.daemon_arch(client)
@@ -67,7 +70,9 @@ def load_plans(
     plans = [make_plan(config, spec, bases[spec.name], assets, tag, several=len(specs) > 1) for spec in specs]
     # Said once everything is decided, so an error stays the only line.
     if config.origins["app"].startswith("detected"):
-        say(f"app: {config.app}, {config.origins['app']}")
+        say(f"app: {config.app} ({config.interface.upper()}), {config.origins['app']}")
+    elif config.interface != "asgi":
+        say(f"app: {config.app} ({config.interface.upper()}), interface {config.origins.get('interface', '')}")
     say(f"dependencies: {config.deps.summary}")
     if config.project_path != ".":
         say(f"context: {config.context} (uv workspace), project {config.project_path}")
@@ -93,4 +98,5 @@ def images_to_run(images, server_names, all_servers, context, app_ref, demo) -> 
     if images:
         return list(images)
     config = load_config(context=context, app=app_ref, demo=demo)
-    return [default_tag(config, spec) for spec in select_servers(server_names, all_servers, config.servers)]
+    specs = select_servers(server_names, all_servers, config.servers, interface=config.interface)
+    return [default_tag(config, spec) for spec in specs]

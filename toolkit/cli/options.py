@@ -216,6 +216,21 @@ ContextOpt = Annotated[
         parser=DIRECTORY,
     ),
 ]
+
+
+class Interface(StrEnum):
+    asgi = "asgi"
+    wsgi = "wsgi"
+
+
+InterfaceOpt = Annotated[
+    Interface | None,
+    typer.Option(
+        "--interface",
+        help="How the server calls the app: asgi or wsgi (default: \\[tool.imgtool] interface, else what the "
+        "app is made by, else asgi).",
+    ),
+]
 DemoOpt = Annotated[bool, typer.Option("--demo", help="Act on imgtool's bundled reference app instead of a project.")]
 HealthPathOpt = Annotated[
     str | None,

@@ -22,7 +22,7 @@ import trustme
 
 from toolkit import containers
 from toolkit.containers import Role
-from toolkit.servers import ServerSpec
+from toolkit.servers import WSGI_NOT_APPLICABLE, ServerSpec
 from toolkit.smoke import checks
 from toolkit.smoke.checks import CheckFailure, Target
 from toolkit.smoke.model import CHECKS, CheckResult, ServerReport, Status
@@ -58,6 +58,8 @@ class ImageUnderTest:
     environment: dict[str, str] = field(default_factory=dict)
     # The image's Python (its entrypoint's interpreter), for probes run inside it.
     python: str = "python3"
+    # Checks that cannot apply to the image's app, whatever the server (a WSGI app's ws and lifespan), and why.
+    not_applicable: dict[str, str] = field(default_factory=dict)
 
 
 def describe_image(
@@ -96,6 +98,7 @@ def describe_image(
         limitations=dict(spec.limitations) if spec else {},
         environment=environment,
         python=entrypoint[0] if entrypoint and entrypoint[0].endswith(("/python", "/python3")) else "python3",
+        not_applicable=dict(WSGI_NOT_APPLICABLE) if labels.interface == "wsgi" else {},
     )
 
 
@@ -113,7 +116,9 @@ def plan_checks(image: ImageUnderTest, selected: set[str]) -> dict[str, str | No
     """Each check → None to run it, or the reason it is skipped."""
     decisions: dict[str, str | None] = {}
     for check in CHECKS:
-        if check not in selected and check != "health":
+        if check in image.not_applicable:
+            decisions[check] = image.not_applicable[check]
+        elif check not in selected and check != "health":
             decisions[check] = "not selected"
         elif check in REFERENCE_ONLY and not image.reference_routes:
             decisions[check] = f"needs the reference app's {REFERENCE_ONLY[check]} route"
@@ -220,7 +225,9 @@ class Runner(containers.Run):
         healthy = outcomes.get("health", (False,))[0]
         for check in CHECKS:
             skip_reason = plan[check]
-            if check in settled:
+            if check in image.not_applicable:
+                report.results.append(CheckResult(check, Status.NA, image.not_applicable[check]))
+            elif check in settled:
                 report.results.append(settled[check])
             elif check in outcomes:
                 passed, detail, seconds = outcomes[check]
