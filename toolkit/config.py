@@ -389,7 +389,12 @@ def describe_config(config: Config, servers: tuple[str, ...], servers_origin: st
         "python": config.python,
         "base": config.base or f"python:{config.python}-slim (else the offline base)",
         "health-path": config.health_path or "none: any answer below 500 at / is healthy",
-        "ws-path": config.ws_path or ("/ws (the reference routes)" if config.routes == "reference" else "none"),
+        "ws-path": config.ws_path
+        or (
+            "/ws (the reference routes)"
+            if config.routes == "reference"
+            else "found in the app's route table at test time"
+        ),
         "port": config.port,
         "workers": config.workers if config.workers is not None else "one per CPU (server default)",
         "apt-packages": list(config.apt_packages),

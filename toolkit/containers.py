@@ -61,7 +61,6 @@ class Role(StrEnum):
     MAIN = "main"  # the smoke suite's main container: health, protocols, graceful stop, lifespan
     TLS = "tls"  # the smoke suite's TLS listener (h2-tls)
     READONLY = "readonly"  # the smoke suite's hardened container
-    LIFESPAN = "lifespan"  # the smoke suite's lifespan probe, for apps without the reference routes
     BENCH = "bench"  # a container under load
 
 

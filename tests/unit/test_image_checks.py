@@ -1,6 +1,6 @@
 """What the image checks about itself: the HEALTHCHECK (images/assets/healthcheck.py), the build-time import
-check (images/assets/import_check.py) and the smoke suite's lifespan probe (toolkit/smoke/lifespan_probe.py),
-each run as the image runs it: a separate Python process."""
+check (images/assets/import_check.py), each run as the image runs it: a separate Python process. (The smoke
+suite's probe, toolkit/smoke/imgtool_probe.py, has its own tests in test_smoke_probe.py.)"""
 
 import json
 import os
@@ -17,7 +17,6 @@ from toolkit.smoke.checks import health_ok
 
 HEALTHCHECK = IMAGES_DIR / "assets" / "healthcheck.py"
 IMPORT_CHECK = IMAGES_DIR / "assets" / "import_check.py"
-PROBE = Path(__file__).resolve().parents[2] / "toolkit" / "smoke" / "lifespan_probe.py"
 
 
 # ---- the HEALTHCHECK ----
@@ -179,60 +178,3 @@ def test_check_env_secret_lets_the_import_run_for_real(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert marker(result, "import-check-warning") is None
     assert marker(result, "import-check-ok") == "web:app imported with check-env DATABASE_URL"
-
-
-# ---- the lifespan probe ----
-
-APPS = {
-    "django-like": (
-        "async def app(scope, receive, send):\n"
-        "    if scope['type'] != 'http':\n"
-        "        raise ValueError(f\"Django can only handle ASGI/HTTP connections, not {scope['type']}.\")\n"
-    ),
-    "lifespan": (
-        "async def app(scope, receive, send):\n"
-        "    while True:\n"
-        "        message = await receive()\n"
-        "        if message['type'] == 'lifespan.startup':\n"
-        "            await send({'type': 'lifespan.startup.complete'})\n"
-        "        elif message['type'] == 'lifespan.shutdown':\n"
-        "            await send({'type': 'lifespan.shutdown.complete'})\n"
-        "            return\n"
-    ),
-    "failing-startup": (
-        "async def app(scope, receive, send):\n"
-        "    await receive()\n"
-        "    await send({'type': 'lifespan.startup.failed', 'message': 'no database'})\n"
-        "    raise RuntimeError('no database')\n"
-    ),
-    "factory": (
-        "def create_app():\n"
-        "    async def app(scope, receive, send):\n"
-        "        raise ValueError('no lifespan here')\n"
-        "    return app\n"
-    ),
-}
-
-
-@pytest.mark.parametrize(
-    ("app", "ref", "outcome", "detail"),
-    [
-        ("django-like", "web:app", "unsupported", "Django can only handle ASGI/HTTP connections, not lifespan."),
-        ("lifespan", "web:app", "supported", "startup and shutdown completed"),
-        ("failing-startup", "web:app", "failed", "lifespan.startup.failed"),
-        ("factory", "web:create_app()", "unsupported", "ValueError: no lifespan here"),
-        ("lifespan", "web:missing", "error", "cannot load web:missing"),
-    ],
-)
-def test_lifespan_probe(tmp_path, app, ref, outcome, detail):
-    (tmp_path / "web.py").write_text(APPS[app])
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE.read_text(), ref],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    verdict = json.loads(result.stdout.strip().splitlines()[-1])
-    assert verdict["outcome"] == outcome and detail in verdict["detail"], verdict

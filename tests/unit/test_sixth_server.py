@@ -99,9 +99,10 @@ def test_init_names_it_among_the_choices(sixth):
 
 
 class _Image:
-    def __init__(self, labels):
+    def __init__(self, labels, command):
         self.labels = labels
-        self.attrs = {"Config": {"Entrypoint": ["/opt/venv/bin/python", "/opt/imgtool/launch.py"]}}
+        # The command names the app, so the smoke suite's probe can wrap it (lifespan, ws routes, graceful).
+        self.attrs = {"Config": {"Entrypoint": ["/opt/venv/bin/python", "/opt/imgtool/launch.py"], "Cmd": command}}
 
 
 class _Images:
@@ -122,7 +123,7 @@ def test_the_smoke_suite_selects_it_and_holds_it_to_its_claims(sixth):
     refs = [default_tag(config, spec) for spec in select_servers(None, True, config.servers)]
     assert refs[-1] == "imgtool-reference-app:sixth"
     # The image's labels are the ones the build gives it.
-    client = _Client({plan.tag: _Image(plan.labels) for plan in plans()})
+    client = _Client({plan.tag: _Image(plan.labels, list(plan.command)) for plan in plans()})
     image = describe_image(client, "imgtool-reference-app:sixth")
     assert image.name == "sixth" and image.spec is SIXTH
     assert image.claimed == {"health", "nonroot", "readonly"} | SIXTH.claims

@@ -6,7 +6,7 @@ import pytest
 from toolkit.servers import SERVERS
 from toolkit.smoke import CHECKS, CheckResult, Report, ServerReport, Status
 from toolkit.smoke import report as render
-from toolkit.smoke.runner import ImageUnderTest, decide, plan_checks
+from toolkit.smoke.runner import NO_PROBE, NO_WS_ROUTE, ImageUnderTest, decide, describe_image, judge, plan_checks
 
 
 @pytest.mark.parametrize(
@@ -24,8 +24,9 @@ def test_na_keeps_the_reason_and_what_was_observed():
     assert "no HTTP/2" in result.detail and "RemoteProtocolError" in result.detail
 
 
-def image(routes=True, spec="granian", claimed=None, ws_path=None):
+def image(routes=True, spec="granian", claimed=None, ws_path=None, command=None):
     server = SERVERS.get(spec)
+    app = "app:app" if server else None
     return ImageUnderTest(
         ref="x",
         name=spec,
@@ -34,8 +35,10 @@ def image(routes=True, spec="granian", claimed=None, ws_path=None):
         reference_routes=routes,
         ws_path=ws_path or ("/ws" if routes else None),
         spec=server,
-        app="app:app" if server else None,
+        app=app,
         claimed=frozenset(claimed or (server.claims if server else {"http1"})),
+        limitations=dict(server.limitations) if server else {},
+        command=tuple(command if command is not None else (server.argv(app) if server else ["serve"])),
     )
 
 
@@ -43,22 +46,79 @@ def test_every_check_runs_on_an_imgtool_reference_image():
     assert plan_checks(image(), set(CHECKS)) == dict.fromkeys(CHECKS)
 
 
-def test_generic_images_skip_checks_needing_reference_routes():
+def test_every_check_runs_on_any_imgtool_built_app_through_the_probe():
+    # No reference routes, no ws-path: ws finds its routes in the app's own route table, lifespan and graceful
+    # are seen through the probe that wraps the app.
+    subject = image(routes=False)
+    assert subject.probe_command is not None
+    assert plan_checks(subject, set(CHECKS)) == dict.fromkeys(CHECKS)
+
+
+def test_an_image_whose_command_names_no_app_skips_what_needs_the_probe():
     plan = plan_checks(image(routes=False, spec="none"), set(CHECKS))
-    assert plan["ws"] and plan["lifespan"] and plan["graceful"] and plan["h2-tls"]
-    assert plan["health"] is None and plan["http1"] is None and plan["h2c"] is None
+    assert plan["ws"] == NO_WS_ROUTE and plan["lifespan"] == NO_PROBE and plan["h2-tls"]
+    # The burst needs nothing from the app: graceful runs on any image.
+    assert plan["health"] is None and plan["http1"] is None and plan["h2c"] is None and plan["graceful"] is None
+    custom = image(routes=False, command=["/start-my-server"])
+    assert custom.probe_command is None and plan_checks(custom, set(CHECKS))["lifespan"] == NO_PROBE
 
 
-def test_any_app_that_names_a_websocket_route_gets_the_ws_check():
-    reason = "needs a WebSocket route: --ws-path or [tool.imgtool] ws-path"
-    assert plan_checks(image(routes=False), set(CHECKS))["ws"] == reason
-    assert plan_checks(image(routes=False, ws_path="/chat"), set(CHECKS))["ws"] is None
+def test_a_named_websocket_route_gets_the_ws_check_without_the_probe():
+    assert plan_checks(image(routes=False, spec="none", ws_path="/chat"), set(CHECKS))["ws"] is None
 
 
 def test_health_always_runs_and_unselected_checks_are_skipped():
     plan = plan_checks(image(), {"http1"})
     assert plan["health"] is None and plan["http1"] is None
     assert plan["ws"] == "not selected"
+
+
+def test_graceful_passing_without_a_held_request_cannot_make_the_registry_stale():
+    # daphne does not claim graceful; its pass is STALE only where requests were held in the app.
+    probed = image(spec="daphne")
+    assert judge(probed, "graceful", True, "held requests answered", 3.0).status is Status.STALE
+    burst_only = image(spec="daphne", command=["/start-daphne"])
+    result = judge(burst_only, "graceful", True, "burst answered whole", 3.0)
+    assert result.status is Status.NA
+    assert result.detail == "daphne kills in-flight requests on SIGTERM; observed: burst answered whole"
+    assert judge(burst_only, "graceful", False, "exit 1", 3.0).status is Status.NA
+    assert judge(image(), "graceful", False, "exit 1", 3.0).status is Status.FAIL
+
+
+class _Images:
+    def __init__(self, config, labels):
+        self.image = type("Image", (), {"attrs": {"Config": config}, "labels": labels})()
+
+    def get(self, ref):
+        return self.image
+
+
+class _Client:
+    def __init__(self, config, labels=None):
+        self.images = _Images(config, labels or {})
+
+
+def test_describe_image_reads_the_command_and_pythonpath_the_probe_needs():
+    config = {"Cmd": ["granian", "--interface", "asgi", "web:app"], "Env": ["PATH=/x", "PYTHONPATH=/app:/app/src"]}
+    labels = {"imgtool.server": "granian", "imgtool.app": "web:app"}
+    described = describe_image(_Client(config, labels), "img")
+    assert described.command == ("granian", "--interface", "asgi", "web:app")
+    assert described.pythonpath == "/app:/app/src"
+    assert described.probe_command == ["granian", "--interface", "asgi", "imgtool_probe:app"]
+    assert described.pythonpath == describe_image(_Client(config, labels), "img", environment={"A": "1"}).pythonpath
+    assert describe_image(_Client(config, labels), "img", environment={"PYTHONPATH": "/mine"}).pythonpath == "/mine"
+
+
+def test_protocol_flags_replace_only_the_protocol_claims():
+    labels = {"imgtool.server": "uvicorn", "imgtool.app": "web:app"}
+    described = describe_image(_Client({"Cmd": []}, labels), "img", protocols=["h2c"])
+    assert described.claimed == {"health", "nonroot", "readonly", "h2c", "lifespan", "graceful"}
+
+
+def test_an_image_of_an_unknown_server_is_held_to_lifespan_and_graceful():
+    described = describe_image(_Client({"Cmd": ["serve"]}), "img")
+    assert described.spec is None
+    assert described.claimed == {"health", "nonroot", "readonly", "http1", "lifespan", "graceful"}
 
 
 def sample_report():

@@ -62,7 +62,8 @@ def test_images(
         str | None,
         typer.Option(
             "--ws-path",
-            help="WebSocket route the ws check opens (default: the image's label, /ws on the reference app).",
+            help="WebSocket route the ws check opens (default: the image's label, else the WebSocket routes "
+            "in the app's own route table).",
             callback=checked(validate.url_path),
         ),
     ] = None,

@@ -7,7 +7,6 @@ WebSocket to `Target`, an address on 127.0.0.1 published by a container this run
 from __future__ import annotations
 
 import ssl
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import httpx
 import trustme
 from cryptography.hazmat.primitives import serialization
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 TIMEOUT = httpx.Timeout(5.0)
@@ -35,7 +35,6 @@ class Target:
     # None: the image has no health route configured (GET / must answer below 500).
     health_path: str | None = "/health"
     reference_routes: bool = True
-    ws_path: str | None = "/ws"
     tls_context: ssl.SSLContext | None = None
     host: str = "127.0.0.1"
     facts: dict = field(default_factory=dict)
@@ -150,17 +149,19 @@ def h2_tls(target: Target) -> str:
     return _http2(target)
 
 
-def ws(target: Target) -> str:
-    """WebSocket upgrade, clean close; on the reference app's /ws also an echo of a text and a binary frame.
+def ws(target: Target, path: str, note: str = "") -> str:
+    """A WebSocket handshake at `path` as a browser on the app's own page makes it (its Origin header, a real
+    RFC 6455 upgrade, permessage-deflate offered), then a clean close; on the reference app's /ws also an echo
+    of a text and a binary frame.
 
     Any other app's route only has to accept the upgrade and the close: what it says is its own business.
+    `note` follows the path in the detail (the path parameters filled in).
     """
-    path = target.ws_path or "/ws"
     scheme = "wss" if target.tls_context else "ws"
     url = f"{scheme}://{target.host}:{target.port}{path}"
     echo = target.reference_routes and path == "/ws"
     try:
-        with ws_connect(url, open_timeout=5, close_timeout=5, ssl=target.tls_context) as socket:
+        with ws_connect(url, open_timeout=5, close_timeout=5, ssl=target.tls_context, origin=target.url("")) as socket:
             if echo:
                 socket.send("hello imgtool")
                 text = socket.recv(timeout=5)
@@ -172,55 +173,13 @@ def ws(target: Target) -> str:
             code = socket.close_code
     except CheckFailure:
         raise
+    except InvalidStatus as exc:
+        status = exc.response.status_code
+        raise CheckFailure(f"WebSocket {path}: the handshake was refused with HTTP {status}") from None
     except Exception as exc:
         raise CheckFailure(f"WebSocket {path}: {type(exc).__name__}: {exc}") from None
-    _expect(code == 1000, f"close code {code}, expected 1000")
-    return "upgrade, text and binary echo, close 1000" if echo else f"upgrade at {path}, close 1000"
-
-
-def lifespan_startup(target: Target) -> None:
-    """Before any other request: the app must report that lifespan startup already ran."""
-    with target.client() as client:
-        info = _get(client, target, "/info").json()
-    _expect(info.get("lifespan") is True, "the app served requests without a lifespan startup")
-
-
-@dataclass
-class InFlight:
-    """A slow request running in a thread while the container is being stopped."""
-
-    target: Target
-    milliseconds: int = 2000
-    status: int | None = None
-    body: str = ""
-    error: str = ""
-    _thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            with httpx.Client(timeout=httpx.Timeout(self.milliseconds / 1000 + 10), verify=False) as client:
-                response = client.get(self.target.url(f"/slow?ms={self.milliseconds}"))
-                self.status, self.body = response.status_code, response.text
-        except httpx.HTTPError as exc:
-            self.error = f"{type(exc).__name__}: {exc or 'no detail'}"
-
-    def join(self, timeout: float) -> None:
-        assert self._thread is not None
-        self._thread.join(timeout)
-
-    def verdict(self) -> str | None:
-        """None when the request completed intact, else what went wrong."""
-        if self.error:
-            return f"in-flight request lost ({self.error})"
-        if self.status is None:
-            return "in-flight request still hanging"
-        if self.status != 200 or f"slept {self.milliseconds} ms" not in self.body:
-            return f"in-flight request answered {self.status} {self.body[:60]!r}"
-        return None
+    _expect(code == 1000, f"WebSocket {path}: close code {code}, expected 1000")
+    return "upgrade, text and binary echo, close 1000" if echo else f"upgrade at {path}{note}, close 1000"
 
 
 def new_connection_after_signal(target: Target) -> str:
@@ -237,8 +196,6 @@ def new_connection_after_signal(target: Target) -> str:
 
 # ---- checks on the container itself ----
 
-LIFESPAN_SHUTDOWN_MARK = "lifespan shutdown complete"
-
 
 def nonroot(container) -> str:
     processes = container.top(ps_args="-o pid,uid,args")
@@ -247,17 +204,6 @@ def nonroot(container) -> str:
     if not uids or "0" in uids:
         raise CheckFailure(f"processes run as UID {sorted(uids)}: root is among them")
     return f"every process runs as UID {', '.join(sorted(uids))}"
-
-
-def lifespan_ran(container, startup_error: str | None) -> str:
-    if startup_error:
-        raise CheckFailure(startup_error)
-    container.reload()
-    if container.status not in ("exited", "dead"):
-        raise CheckFailure("container still running; shutdown evidence needs a stop")
-    if LIFESPAN_SHUTDOWN_MARK not in container.logs().decode(errors="replace"):
-        raise CheckFailure("no lifespan shutdown in the logs after stop")
-    return "startup ran before the first request; shutdown ran on stop"
 
 
 def write_certificate(authority: trustme.CA, directory: Path) -> None:

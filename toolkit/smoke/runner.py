@@ -7,7 +7,7 @@ labelled `imgtool.test=<run id>`, so a run removes exactly what it started, also
 from __future__ import annotations
 
 import contextlib
-import json
+import shutil
 import ssl
 import tempfile
 import time
@@ -17,22 +17,26 @@ from pathlib import Path
 
 import docker
 import docker.errors
+import httpx
 import requests.exceptions
 import trustme
 
 from toolkit import containers
 from toolkit.containers import Role
-from toolkit.servers import WSGI_NOT_APPLICABLE, ServerSpec
-from toolkit.smoke import checks
+from toolkit.servers import PROTOCOLS, WSGI_NOT_APPLICABLE, ServerSpec
+from toolkit.smoke import checks, probe, shutdown
 from toolkit.smoke.checks import CheckFailure, Target
 from toolkit.smoke.model import CHECKS, CheckResult, ServerReport, Status
 
-# Checks that use the reference app's routes (/info, /slow) beyond the health path. lifespan is
-# different: on any other app it is probed in the image itself (lifespan_probe.py); ws runs on any
-# app that names a WebSocket route (--ws-path, [tool.imgtool] ws-path).
-REFERENCE_ONLY = {"graceful": "/slow"}
-NO_WS_ROUTE = "needs a WebSocket route: --ws-path or [tool.imgtool] ws-path"
-LIFESPAN_PROBE = (Path(__file__).parent / "lifespan_probe.py").read_text()
+# Where an image's command names its app (every imgtool-built image), the main container serves it through
+# imgtool_probe.py: lifespan is read from what the server sent the app, graceful holds requests in the app
+# across SIGTERM, and ws finds its routes in the app's own route table. Without it, ws needs a named route
+# and lifespan cannot be seen; graceful still runs its burst.
+NO_WS_ROUTE = (
+    "needs a WebSocket route: --ws-path or [tool.imgtool] ws-path "
+    "(the image's command names no app whose route table imgtool can read)"
+)
+NO_PROBE = "needs an image whose command names its app (imgtool's probe wraps the app to see what the server sends)"
 NO_LIFESPAN = "the app does not support lifespan"
 CERT_DIR = "/certs"
 DEFAULT_CLEAN_EXIT_CODES = frozenset({0, 143})
@@ -56,10 +60,18 @@ class ImageUnderTest:
     claimed: frozenset[str]
     limitations: dict[str, str] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
-    # The image's Python (its entrypoint's interpreter), for probes run inside it.
-    python: str = "python3"
     # Checks that cannot apply to the image's app, whatever the server (a WSGI app's ws and lifespan), and why.
     not_applicable: dict[str, str] = field(default_factory=dict)
+    # The app's interface: the probe wraps ASGI apps only, so a WSGI image runs its own command untouched.
+    interface: str = "asgi"
+    # The image's command (CMD) and PYTHONPATH: the probe takes the app's place in the one and joins the other.
+    command: tuple[str, ...] = ()
+    pythonpath: str | None = None
+
+    @property
+    def probe_command(self) -> list[str] | None:
+        """The image's command serving the app through imgtool_probe.py; None where it names no app."""
+        return probe.probe_command(self.command, self.app) if self.app and self.interface == "asgi" else None
 
 
 def describe_image(
@@ -74,17 +86,17 @@ def describe_image(
     labels = containers.image_labels(client, ref)
     spec = labels.spec
     always = {"health", "nonroot", "readonly"}
-    if protocols:
-        claimed = frozenset(always | set(protocols))
-    elif spec is not None:
-        claimed = frozenset(always | spec.claims)
-    else:
-        claimed = frozenset(always | {"http1"})
+    # An image of a server imgtool does not know is held to lifespan and graceful shutdown; `--protocol`
+    # replaces only the protocol claims.
+    behaviours = spec.claims - set(PROTOCOLS) if spec else {"lifespan", "graceful"}
+    protocol_claims = set(protocols) if protocols else (spec.protocols if spec else {"http1"})
+    claimed = frozenset(always | behaviours | protocol_claims)
     environment = dict(environment or {})
     if health_path:
         # The image's own HEALTHCHECK reads HEALTH_PATH at run time: the flag changes what Docker asks too.
         environment["HEALTH_PATH"] = health_path
-    entrypoint = (client.images.get(ref).attrs.get("Config") or {}).get("Entrypoint") or []
+    config = client.images.get(ref).attrs.get("Config") or {}
+    image_env = dict(item.partition("=")[::2] for item in config.get("Env") or [])
     return ImageUnderTest(
         ref=ref,
         name=labels.name,
@@ -97,8 +109,10 @@ def describe_image(
         claimed=claimed,
         limitations=dict(spec.limitations) if spec else {},
         environment=environment,
-        python=entrypoint[0] if entrypoint and entrypoint[0].endswith(("/python", "/python3")) else "python3",
         not_applicable=dict(WSGI_NOT_APPLICABLE) if labels.interface == "wsgi" else {},
+        interface=labels.interface,
+        command=tuple(config.get("Cmd") or ()),
+        pythonpath=environment.get("PYTHONPATH") or image_env.get("PYTHONPATH") or None,
     )
 
 
@@ -112,6 +126,16 @@ def decide(check: str, claimed: bool, passed: bool, detail: str, limitation: str
     return CheckResult(check, Status.NA, f"{limitation or 'not claimed'}; observed: {detail}", seconds)
 
 
+def judge(image: ImageUnderTest, check: str, passed: bool, detail: str, seconds: float) -> CheckResult:
+    """`decide` for a check that ran on `image`. Without the probe, graceful holds no request in the app (only
+    its burst runs): a pass there cannot contradict a registry that says in-flight requests are dropped."""
+    limitation = image.limitations.get(check)
+    result = decide(check, check in image.claimed, passed, detail, limitation, seconds)
+    if check == "graceful" and result.status is Status.STALE and image.probe_command is None:
+        return CheckResult(check, Status.NA, f"{limitation or 'not claimed'}; observed: {detail}", seconds)
+    return result
+
+
 def plan_checks(image: ImageUnderTest, selected: set[str]) -> dict[str, str | None]:
     """Each check → None to run it, or the reason it is skipped."""
     decisions: dict[str, str | None] = {}
@@ -120,14 +144,12 @@ def plan_checks(image: ImageUnderTest, selected: set[str]) -> dict[str, str | No
             decisions[check] = image.not_applicable[check]
         elif check not in selected and check != "health":
             decisions[check] = "not selected"
-        elif check in REFERENCE_ONLY and not image.reference_routes:
-            decisions[check] = f"needs the reference app's {REFERENCE_ONLY[check]} route"
-        elif check == "ws" and image.ws_path is None:
+        elif check == "ws" and image.ws_path is None and image.probe_command is None:
             decisions[check] = NO_WS_ROUTE
         elif check == "h2-tls" and (image.spec is None or image.app is None):
             decisions[check] = "needs an imgtool-built image (TLS flags come from the server registry)"
-        elif check == "lifespan" and not image.reference_routes and image.app is None:
-            decisions[check] = "needs the reference app's /info route, or an imgtool-built image to probe the app"
+        elif check == "lifespan" and image.probe_command is None:
+            decisions[check] = NO_PROBE
         else:
             decisions[check] = None
     return decisions
@@ -161,7 +183,6 @@ class Runner(containers.Run):
             port=port,
             health_path=image.health_path,
             reference_routes=image.reference_routes,
-            ws_path=image.ws_path,
             tls_context=tls,
         )
 
@@ -200,6 +221,8 @@ class Runner(containers.Run):
         report = ServerReport(server=image.name, image=image.ref)
         plan = plan_checks(image, selected)
         outcomes: dict[str, tuple[bool, str, float]] = {}
+        # Decided by the app, not by the server (or not run after all): reported as is, whatever the server claims.
+        settled: dict[str, CheckResult] = {}
 
         def attempt(check: str, action: Callable[[], str]) -> bool:
             progress(check)
@@ -211,16 +234,11 @@ class Runner(containers.Run):
             outcomes[check] = (passed, detail, time.monotonic() - began)
             return passed
 
-        self._main_container(image, plan, attempt)
+        self._main_container(image, plan, attempt, settled)
         if plan["h2-tls"] is None and outcomes.get("health", (False,))[0]:
             self._tls_container(image, attempt)
         if plan["readonly"] is None and outcomes.get("health", (False,))[0]:
             self._readonly_container(image, attempt)
-        # Decided by the app, not by the server: reported as is, whatever the server claims.
-        settled: dict[str, CheckResult] = {}
-        if plan["lifespan"] is None and not image.reference_routes and outcomes.get("health", (False,))[0]:
-            progress("lifespan")
-            settled["lifespan"] = self._probe_lifespan(image)
 
         healthy = outcomes.get("health", (False,))[0]
         for check in CHECKS:
@@ -230,10 +248,7 @@ class Runner(containers.Run):
             elif check in settled:
                 report.results.append(settled[check])
             elif check in outcomes:
-                passed, detail, seconds = outcomes[check]
-                report.results.append(
-                    decide(check, check in image.claimed, passed, detail, image.limitations.get(check), seconds)
-                )
+                report.results.append(judge(image, check, *outcomes[check]))
             elif skip_reason is not None:
                 report.results.append(CheckResult(check, Status.SKIP, skip_reason))
             elif not healthy and check in image.claimed:
@@ -245,8 +260,26 @@ class Runner(containers.Run):
             report.logs = "\n".join(self.logs)
         return report
 
-    def _main_container(self, image: ImageUnderTest, plan: dict[str, str | None], attempt) -> None:
-        with self.container(image, Role.MAIN) as container:
+    @contextlib.contextmanager
+    def _probe_options(self, image: ImageUnderTest) -> Iterator[dict]:
+        """Container options serving the image's app through imgtool_probe.py (none where it names no app)."""
+        command = image.probe_command
+        if command is None or image.app is None:
+            yield {}
+            return
+        with tempfile.TemporaryDirectory(prefix="imgtool-probe-") as directory:
+            shutil.copyfile(probe.PROBE_FILE, Path(directory) / probe.PROBE_FILE.name)
+            Path(directory).chmod(0o755)
+            (Path(directory) / probe.PROBE_FILE.name).chmod(0o644)
+            yield {
+                "command": command,
+                "environment": probe.probe_environment(image.app, image.pythonpath),
+                "volumes": {directory: {"bind": probe.PROBE_DIR, "mode": "ro"}},
+            }
+
+    def _main_container(self, image: ImageUnderTest, plan: dict[str, str | None], attempt, settled) -> None:
+        probed = image.probe_command is not None
+        with self._probe_options(image) as options, self.container(image, Role.MAIN, **options) as container:
             try:
                 target = self.target(container, image)
             except CheckFailure as exc:
@@ -261,96 +294,134 @@ class Runner(containers.Run):
                 return detail
 
             if not attempt("health", health):
+                if plan["lifespan"] is None:
+                    # An app whose lifespan startup failed stops the server: say so, beside the health failure.
+                    outcome, detail = probe.lifespan_verdict(probe.events(_all_logs(container)), stopped=False)
+                    if outcome == probe.Lifespan.FAILED:
+                        attempt("lifespan", lambda: _raise(CheckFailure(detail)))
                 return
-            startup_error = None
-            reference_lifespan = plan["lifespan"] is None and image.reference_routes
-            if reference_lifespan:
-                try:
-                    checks.lifespan_startup(target)
-                except CheckFailure as exc:
-                    startup_error = str(exc)
             if plan["nonroot"] is None:
                 attempt("nonroot", lambda: checks.nonroot(container))
-            for check in ("http1", "h2c", "ws"):
+            for check in ("http1", "h2c"):
                 if plan[check] is None:
                     attempt(check, lambda check=check: getattr(checks, check)(target))
+            if plan["ws"] is None:
+                routes, why = self._ws_routes(container, image)
+                if routes:
+                    attempt("ws", lambda: self._ws(target, routes, why))
+                else:
+                    settled["ws"] = CheckResult("ws", Status.SKIP, why)
             if plan["graceful"] is None:
-                attempt("graceful", lambda: self._graceful(container, target, image))
+                attempt("graceful", lambda: self._graceful(container, target, image, probed))
             else:
                 with contextlib.suppress(requests.exceptions.RequestException):
                     container.stop(timeout=int(self.stop_timeout))
-            if reference_lifespan:
-                attempt("lifespan", lambda: checks.lifespan_ran(container, startup_error))
+            if plan["lifespan"] is None:
+                self._lifespan(container, attempt, settled)
 
-    def _probe_lifespan(self, image: ImageUnderTest) -> CheckResult:
-        """Drive one lifespan cycle against the app in a short container of the image (lifespan_probe.py).
+    def _ws_routes(self, container, image: ImageUnderTest) -> tuple[list[probe.WsRoute], str]:
+        """The route named by --ws-path or the image's label (and ""), else those in the app's own route table
+        (and where they came from); no routes, and why there are none."""
+        if image.ws_path:
+            return [probe.WsRoute(image.ws_path, image.ws_path)], ""
+        table = probe.route_table(probe.events(_all_logs(container)))
+        if table is None:
+            return [], "the probe wrote no route table (the app was never imported through it)"
+        routes, why = probe.choose_ws_routes(table)
+        return routes, why or f"the app's route table ({table.framework})"
 
-        An app that refuses lifespan (Django, Channels) is `n/a`, whatever the server claims: the main
-        container's health already showed that the server served it without. An app that speaks lifespan
-        is `skip` here: seeing that the server ran it needs the reference app's /info route.
-        """
-        began = time.monotonic()
-        assert image.app is not None
-        container = self.client.containers.run(
-            image.ref,
-            entrypoint=[image.python, "-c", LIFESPAN_PROBE, image.app],
-            command=[],
-            detach=True,
-            name=f"imgtool-test-{self.run_id}-{image.name.replace('/', '-').replace(':', '-')}-lifespan",
-            labels=containers.run_labels(self.run_id, containers.Role.LIFESPAN),
-            environment=image.environment,
-            network_disabled=True,
-        )
-        try:
+    def _ws(self, target: Target, routes: list[probe.WsRoute], source: str) -> str:
+        """Each route opened in turn; `source` names where discovered routes came from (empty: named by the user)."""
+        details = []
+        for route in routes:
             try:
-                container.wait(timeout=60)
-            except requests.exceptions.RequestException:
-                return CheckResult("lifespan", Status.SKIP, "the lifespan probe did not finish within 60 s")
-            output = container.logs(stdout=True, stderr=False).decode(errors="replace").strip().splitlines()
-        finally:
-            with contextlib.suppress(docker.errors.NotFound):
-                container.remove(force=True, v=True)
-        seconds = time.monotonic() - began
-        try:
-            found = json.loads(output[-1])
-            outcome, detail = found["outcome"], found["detail"]
-        except (IndexError, ValueError, KeyError, TypeError):
-            why = f"the lifespan probe printed no verdict: {output[-3:]}"
-            return CheckResult("lifespan", Status.SKIP, why, seconds)
-        if outcome == "unsupported":
-            return CheckResult(
+                details.append(checks.ws(target, route.path, route.note))
+            except CheckFailure as exc:
+                fix = f"; found in {source}: name a route that opens with --ws-path or [tool.imgtool] ws-path"
+                raise CheckFailure(f"{exc}{route.note}{fix if source else ''}") from None
+        return "; ".join(details) + (f"; found in {source}" if source else "")
+
+    def _lifespan(self, container, attempt, settled) -> None:
+        """What the server sent the app, read from the probe's lines once the container has stopped."""
+        container.reload()
+        stopped = container.status in ("exited", "dead")
+        outcome, detail = probe.lifespan_verdict(probe.events(_all_logs(container)), stopped=stopped)
+        if outcome == probe.Lifespan.REFUSED:
+            settled["lifespan"] = CheckResult(
                 "lifespan",
                 Status.NA,
-                f"{NO_LIFESPAN} (it raised {detail} on the lifespan scope); the server served it without",
-                seconds,
+                f"{NO_LIFESPAN} ({detail}); the server served it without",
                 short=NO_LIFESPAN,
             )
-        if outcome == "supported":
-            why = "the app runs lifespan startup and shutdown; that the server ran them needs the reference app's /info"
-            return CheckResult("lifespan", Status.SKIP, why, seconds)
-        return CheckResult("lifespan", Status.SKIP, f"lifespan probe: {outcome}: {detail}", seconds)
+        elif outcome == probe.Lifespan.RAN:
+            attempt("lifespan", lambda: detail)
+        else:
+            attempt("lifespan", lambda: _raise(CheckFailure(detail)))
 
-    def _graceful(self, container, target: Target, image: ImageUnderTest) -> str:
-        inflight = checks.InFlight(target)
-        inflight.start()
-        # Let the request reach the app before the signal (the route sleeps for 2 s).
-        time.sleep(0.5)
+    def _graceful(self, container, target: Target, image: ImageUnderTest, probed: bool) -> str:
+        """Requests held in the app and a burst of keep-alive clients across SIGTERM (toolkit/smoke/shutdown.py):
+        each held one answered whole, no response cut or hung, a clean exit within the stop timeout."""
+        path = target.probe_path
+        try:
+            with target.client() as client:
+                expected = client.get(target.url(path)).status_code
+        except httpx.HTTPError as exc:
+            raise CheckFailure(f"GET {path} before SIGTERM: {type(exc).__name__}: {exc or 'no detail'}") from None
+        burst = shutdown.Burst(target, path)
+        if not burst.start():
+            raise CheckFailure(f"the burst on {path} got no answer before SIGTERM: {burst.finish().problems[:1]}")
+        held = [shutdown.Held(target, path, str(n)) for n in (1, 2)] if probed else []
+        since = time.time() - 1
+        for request in held:
+            request.start()
+        if held and not self._wait_for_holds(container, {request.ident for request in held}, since):
+            burst.finish()
+            raise CheckFailure(f"the held requests on {path} never reached the app")
+        burst.signalled()
+        signalled = time.monotonic()
         container.kill(signal="SIGTERM")
         time.sleep(0.2)
         late = checks.new_connection_after_signal(target)
-        inflight.join(timeout=inflight.milliseconds / 1000 + 5)
+        for request in held:
+            request.join(timeout=request.milliseconds / 1000 + 10)
         try:
             exit_code = container.wait(timeout=self.stop_timeout)["StatusCode"]
         except requests.exceptions.RequestException:
             container.kill()
+            burst.finish()
             raise CheckFailure(f"still running {self.stop_timeout:.0f}s after SIGTERM") from None
-        problems = [problem for problem in (inflight.verdict(),) if problem]
+        took = time.monotonic() - signalled
+        # The server is gone: its clients end by themselves (closed, refused) within a moment.
+        burst.wait(timeout=5)
+        tally = burst.finish()
+        problems = [verdict for request in held if (verdict := request.verdict(expected))]
+        problems += list(dict.fromkeys(tally.problems))[:3]
         clean = image.spec.clean_exit_codes if image.spec else DEFAULT_CLEAN_EXIT_CODES
         if exit_code not in clean:
             problems.append(f"exit code {exit_code} after SIGTERM (clean: {sorted(clean)})")
         if problems:
             raise CheckFailure("; ".join(problems))
-        return f"in-flight 2 s request completed 200; new connection {late}; exit {exit_code}"
+        statuses = ", ".join(f"{count} x {status}" for status, count in sorted(tally.statuses.items()))
+        if held:
+            seconds = shutdown.HOLD_MS / 1000
+            kept = f"{len(held)} requests held {seconds:g} s in the app across SIGTERM answered {expected} whole"
+        else:
+            kept = "no request held in the app (the image's command names no app for the probe to wrap)"
+        return (
+            f"{kept}; burst of {burst.clients} keep-alive clients on {path}: {tally.whole} answered whole "
+            f"({statuses}), {tally.across} across the signal, {tally.closed_after_signal} closed unanswered after it; "
+            f"new connection {late}; exit {exit_code} {took:.1f} s after SIGTERM"
+        )
+
+    def _wait_for_holds(self, container, idents: set[str], since: float, timeout: float = 10.0) -> bool:
+        """Until the probe has logged every held request's arrival in the app (a real condition, not a sleep)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            logs = container.logs(since=since).decode(errors="replace")
+            if idents <= probe.holds_seen(logs):
+                return True
+            time.sleep(0.05)
+        return False
 
     def _tls_container(self, image: ImageUnderTest, attempt) -> None:
         assert image.spec is not None and image.app is not None
@@ -403,3 +474,7 @@ def _raise(exc: Exception) -> str:
 
 def _logs(container) -> str:
     return container.logs(tail=LOG_TAIL).decode(errors="replace")
+
+
+def _all_logs(container) -> str:
+    return container.logs().decode(errors="replace")
