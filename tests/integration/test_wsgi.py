@@ -83,6 +83,9 @@ health-path = "/health"
 WSGI_SERVERS = ("granian", "hypercorn", "gunicorn")
 # What each server claims over WSGI; the rest must be n/a with a reason.
 H2C = {"granian": True, "hypercorn": True, "gunicorn": False}
+# hypercorn 0.18 serving WSGI waits out its whole --graceful-timeout after SIGTERM once keep-alive clients were
+# active (serving ASGI it exits at once): the registry does not claim graceful for it, and the check shows why.
+GRACEFUL = {"granian": True, "hypercorn": False, "gunicorn": True}
 
 
 def _image(name: str, server: str) -> str:
@@ -130,8 +133,13 @@ def test_each_wsgi_server_passes_what_applies_and_shows_ws_and_lifespan_na(built
     report = json.loads(result.stdout)
     checks = {c["check"]: c for c in report["servers"][0]["results"]}
     status = {name: c["status"] for name, c in checks.items()}
-    for name in ("health", "http1", "h2-tls", "graceful", "nonroot", "readonly"):
+    for name in ("health", "http1", "h2-tls", "nonroot", "readonly"):
         assert status[name] == "pass", (name, checks[name], result.stderr[-2000:])
+    # graceful: two requests held in the app (the probe wraps the WSGI app too) across SIGTERM, plus a burst.
+    if GRACEFUL[server]:
+        assert status["graceful"] == "pass" and "held" in checks["graceful"]["detail"], checks["graceful"]
+    else:
+        assert status["graceful"] == "n/a" and "graceful-timeout" in checks["graceful"]["detail"], checks["graceful"]
     # h2c: a server that claims it over WSGI gives it (the check spoke HTTP/2 with prior knowledge and the app
     # saw SERVER_PROTOCOL HTTP/2); gunicorn's is n/a with its reason, and the check proved it is refused.
     if H2C[server]:

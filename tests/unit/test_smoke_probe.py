@@ -31,6 +31,13 @@ def test_the_probe_takes_the_apps_place_in_each_servers_own_syntax(server, app, 
     assert probe.probe_command(spec.argv(app), app) == spec.argv(wrapped)
 
 
+@pytest.mark.parametrize("server", [name for name, spec in SERVERS.items() if spec.wsgi is not None])
+def test_the_probe_takes_a_wsgi_apps_place_too_behind_an_interface_prefix(server):
+    spec = SERVERS[server].serving("wsgi")
+    assert probe.probe_command(spec.argv("web:app"), "web:app") == spec.argv("imgtool_probe:app")
+    assert probe.probe_command(["hypercorn", "wsgi:web:app"], "web:app") == ["hypercorn", "wsgi:imgtool_probe:app"]
+
+
 def test_a_command_that_names_no_app_gets_no_probe():
     assert probe.probe_command(["/start-server", "--port", "8000"], "web:app") is None
     assert probe.probe_command(["uvicorn", "web:application"], "web:app") is None
@@ -39,8 +46,10 @@ def test_a_command_that_names_no_app_gets_no_probe():
 def test_the_probe_directory_comes_first_on_the_images_pythonpath():
     assert probe.probe_environment("web:app", "/app:/app/src") == {
         "IMGTOOL_PROBE_APP": "web:app",
+        "IMGTOOL_PROBE_INTERFACE": "asgi",
         "PYTHONPATH": "/imgtool-probe:/app:/app/src",
     }
+    assert probe.probe_environment("web:app", None, "wsgi")["IMGTOOL_PROBE_INTERFACE"] == "wsgi"
     assert probe.probe_environment("web:app", None)["PYTHONPATH"] == "/imgtool-probe"
 
 
@@ -445,3 +454,48 @@ def test_the_route_table_is_read_from_the_first_routes_line():
     found = [ev(7, "routes", framework="quart", table=True, ws=[{"path": "/ws", "syntax": "angle"}]), ev(9, "routes")]
     assert probe.route_table(found) == RouteTable("quart", True, (("/ws", "angle"),))
     assert probe.route_table([ev(1, "hold")]) is None
+
+
+WSGI_SERVER = """
+import json, sys, time
+import imgtool_probe
+
+environ = {"PATH_INFO": "/health", "REQUEST_METHOD": "GET"}
+if sys.argv[1]:
+    environ.update({"HTTP_IMGTOOL_HOLD_MS": sys.argv[1], "HTTP_IMGTOOL_HOLD_ID": "9"})
+statuses = []
+started = time.monotonic()
+body = b"".join(imgtool_probe.app(environ, lambda status, headers: statuses.append(status)))
+print(json.dumps({"status": statuses, "body": body.decode(), "seconds": time.monotonic() - started}))
+"""
+
+
+@pytest.mark.parametrize("hold", ["", "300"])
+def test_the_wsgi_probe_passes_requests_through_and_holds_the_ones_asked(tmp_path, hold):
+    (tmp_path / "web.py").write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('content-type', 'text/plain')])\n"
+        "    return [environ['PATH_INFO'].encode()]\n"
+    )
+    probe_dir = os.path.dirname(imgtool_probe.__file__)
+    result = subprocess.run(
+        [sys.executable, "-c", WSGI_SERVER, hold],
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "PYTHONPATH": f"{probe_dir}:{tmp_path}",
+            "IMGTOOL_PROBE_APP": "web:app",
+            "IMGTOOL_PROBE_INTERFACE": "wsgi",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["status"] == ["200 OK"] and answer["body"] == "/health"
+    found = [(event["event"], event.get("id")) for event in probe.events(result.stderr)]
+    if hold:
+        assert found == [("first-request", None), ("hold", "9")] and answer["seconds"] >= 0.3
+    else:
+        assert found == [("first-request", None)]

@@ -2,7 +2,9 @@
 
 The smoke runner mounts this file into the main container, puts its directory first on PYTHONPATH and
 runs the image's own command with only the app reference replaced (`module:attr` → `imgtool_probe:app`,
-`module:create_app()` → `imgtool_probe:factory()`); IMGTOOL_PROBE_APP names the real app. Stdlib only and
+`module:create_app()` → `imgtool_probe:factory()`); IMGTOOL_PROBE_APP names the real app and
+IMGTOOL_PROBE_INTERFACE its interface (`asgi`, or `wsgi`: then the wrapper is a WSGI app, and only
+`first-request` and `hold` are written). Stdlib only and
 Python 3.8 syntax: it runs on the image's interpreter, in a runtime with nothing else.
 
 It passes every message through unchanged and writes one line per fact to stderr, `imgtool-probe: {json}`
@@ -21,8 +23,10 @@ import importlib
 import inspect
 import json
 import os
+import time
 
 APP_ENV = "IMGTOOL_PROBE_APP"
+INTERFACE_ENV = "IMGTOOL_PROBE_INTERFACE"
 MARK = "imgtool-probe: "
 HOLD_HEADER = b"imgtool-hold-ms"
 HOLD_ID_HEADER = b"imgtool-hold-id"
@@ -214,7 +218,28 @@ class Probe:
             raise
 
 
+class WsgiProbe:
+    """The same hold and first-request facts for a WSGI app (the server runs it in a thread: sleeping is fine)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.served = False
+
+    def __call__(self, environ, start_response):
+        if not self.served:
+            self.served = True
+            emit("first-request", scope="http", lifespan=None)
+        hold = environ.get("HTTP_" + HOLD_HEADER.decode().upper().replace("-", "_"))
+        if hold:
+            ident = environ.get("HTTP_" + HOLD_ID_HEADER.decode().upper().replace("-", "_"))
+            emit("hold", id=ident, ms=int(hold), path=environ.get("PATH_INFO"))
+            time.sleep(int(hold) / 1000)
+        return self.app(environ, start_response)
+
+
 def _wrap(app):
+    if os.environ.get(INTERFACE_ENV) == "wsgi":
+        return WsgiProbe(app)
     try:
         emit("routes", **websocket_routes(app))
     except Exception as exc:  # discovery must never keep the app from being served

@@ -19,6 +19,9 @@ from pathlib import Path
 PROBE_FILE = Path(__file__).with_name("imgtool_probe.py")
 PROBE_DIR = "/imgtool-probe"
 APP_ENV = "IMGTOOL_PROBE_APP"
+INTERFACE_ENV = "IMGTOOL_PROBE_INTERFACE"
+# Prefixes a server puts before the app reference to name its interface (hypercorn's `wsgi:module:app`).
+_INTERFACE_PREFIXES = ("", "asgi:", "wsgi:")
 MARK = "imgtool-probe: "
 # How many WebSocket routes the ws check opens at most.
 WS_ROUTES_TRIED = 3
@@ -29,12 +32,19 @@ def probe_command(command: Sequence[str], app: str) -> list[str] | None:
     same syntax the command uses for it; None when no argument of the command is the app."""
     target = app.removesuffix("()")
     probe = "imgtool_probe:factory" if app.endswith("()") else "imgtool_probe:app"
-    replaced = [probe if part == target else f"{probe}()" if part == f"{target}()" else part for part in command]
+    forms = {
+        f"{prefix}{target}{call}": f"{prefix}{probe}{call}" for prefix in _INTERFACE_PREFIXES for call in ("", "()")
+    }
+    replaced = [forms.get(part, part) for part in command]
     return replaced if replaced != list(command) else None
 
 
-def probe_environment(app: str, pythonpath: str | None) -> dict[str, str]:
-    return {APP_ENV: app, "PYTHONPATH": f"{PROBE_DIR}:{pythonpath}" if pythonpath else PROBE_DIR}
+def probe_environment(app: str, pythonpath: str | None, interface: str = "asgi") -> dict[str, str]:
+    return {
+        APP_ENV: app,
+        INTERFACE_ENV: interface,
+        "PYTHONPATH": f"{PROBE_DIR}:{pythonpath}" if pythonpath else PROBE_DIR,
+    }
 
 
 def events(logs: str) -> list[dict]:

@@ -62,7 +62,7 @@ class ImageUnderTest:
     environment: dict[str, str] = field(default_factory=dict)
     # Checks that cannot apply to the image's app, whatever the server (a WSGI app's ws and lifespan), and why.
     not_applicable: dict[str, str] = field(default_factory=dict)
-    # The app's interface: the probe wraps ASGI apps only, so a WSGI image runs its own command untouched.
+    # The app's interface: the probe wraps the app as one of the same kind.
     interface: str = "asgi"
     # The image's command (CMD) and PYTHONPATH: the probe takes the app's place in the one and joins the other.
     command: tuple[str, ...] = ()
@@ -71,7 +71,7 @@ class ImageUnderTest:
     @property
     def probe_command(self) -> list[str] | None:
         """The image's command serving the app through imgtool_probe.py; None where it names no app."""
-        return probe.probe_command(self.command, self.app) if self.app and self.interface == "asgi" else None
+        return probe.probe_command(self.command, self.app) if self.app else None
 
 
 def describe_image(
@@ -273,7 +273,7 @@ class Runner(containers.Run):
             (Path(directory) / probe.PROBE_FILE.name).chmod(0o644)
             yield {
                 "command": command,
-                "environment": probe.probe_environment(image.app, image.pythonpath),
+                "environment": probe.probe_environment(image.app, image.pythonpath, image.interface),
                 "volumes": {directory: {"bind": probe.PROBE_DIR, "mode": "ro"}},
             }
 
