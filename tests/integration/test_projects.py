@@ -167,7 +167,7 @@ def test_project_builds_with_no_flags_and_passes_the_smoke_suite(docker_client, 
 
     build = run_cli("build", cwd=context)
     assert build.returncode == 0, build.stderr[-3000:]
-    assert f"app: {project.app}, detected" in build.stderr
+    assert f"app: {project.app} (ASGI), detected" in build.stderr
     assert project.deps in build.stderr
     for server in project.extra:
         extra = run_cli("build", "--server", server, cwd=context)

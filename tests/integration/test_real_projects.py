@@ -140,7 +140,7 @@ def test_litestar_hello_world_pdm_lock(docker_client, tags, tmp_path):
     tags.update(f"{TAG_PREFIX}imgtool-litestar-hello-world:{server}" for server in SERVERS)
     for server in SERVERS:
         stderr = build(project, server)
-        assert "app: app:app, detected (app = Litestar(...) in app)" in stderr
+        assert "app: app:app (ASGI), detected (app = Litestar(...) (Litestar) in app)" in stderr
         assert (
             "dependencies: pdm.lock (lock_version 4.4, default dependencies and what they need): 38 pinned, "
             "hashes required" in stderr
@@ -174,7 +174,7 @@ def test_full_stack_template_poetry_1_8_lock(docker_client, tags, tmp_path):
     image = f"{TAG_PREFIX}imgtool-full-stack-fastapi-poetry"  # no [project] name: the directory's
     tags.update(f"{image}:{server}" for server in SERVERS)
     stderr = build(project, "granian")
-    assert "app: app.main:app, detected (app = FastAPI(...) in app.main)" in stderr
+    assert "app: app.main:app (ASGI), detected (app = FastAPI(...) (FastAPI) in app.main)" in stderr
     assert "dependencies: poetry.lock (lock-version 2.0, main dependencies and what they need): 64 pinned" in stderr
     # pydantic-settings raises at import without its environment: a warning, not a failed build.
     assert (
@@ -245,7 +245,7 @@ def test_django_startproject(docker_client, tags, tmp_path):
     tags.update(f"{TAG_PREFIX}imgtool-mysite:{server}" for server in SERVERS)
     for server in SERVERS:
         stderr = build(project, server)
-        assert "app: mysite.asgi:application, detected (application = get_asgi_application(...)" in stderr
+        assert "app: mysite.asgi:application (ASGI), detected (application = get_asgi_application(...) (Django (ASGI))" in stderr
         assert "django: settings mysite.settings, no STATIC_ROOT, no collectstatic" in stderr
     results = smoke(project, {})
     for server in SERVERS:
@@ -279,7 +279,7 @@ def test_quart_chat_poetry_without_a_lock_serves_its_page_and_its_websocket(dock
     tags.update(f"{TAG_PREFIX}imgtool-chat:{server}" for server in SERVERS)
     for server in SERVERS:
         stderr = build(project, server)
-        assert "app: chat:app, detected (app = Quart(...) in chat)" in stderr
+        assert "app: chat:app (ASGI), detected (app = Quart(...) (Quart) in chat)" in stderr
         # Poetry's own syntax, read by its build backend (poetry-core) through uv: not re-implemented here.
         assert "dependencies: pyproject.toml [tool.poetry.dependencies] (1), read by uv through" in stderr
     # The smoke suite's ws check on the route it finds in Quart's route table: the upgrade and a clean close.
