@@ -24,6 +24,23 @@ def test_na_keeps_the_reason_and_what_was_observed():
     assert "no HTTP/2" in result.detail and "RemoteProtocolError" in result.detail
 
 
+@pytest.mark.parametrize("passed", [True, False])
+def test_an_intermittent_behaviour_is_observed_either_way_never_stale(passed):
+    result = decide("graceful", False, passed, "exit 0 1.2 s after SIGTERM", "waits now and then", 0.1, True)
+    assert result.status is Status.NA and not result.failed
+    assert "waits now and then" in result.detail and "exit 0 1.2 s" in result.detail
+
+
+def test_a_claimed_intermittent_mark_does_not_soften_a_failure():
+    assert decide("graceful", True, False, "still running", None, 0.1, True).status is Status.FAIL
+
+
+def test_hypercorn_serving_wsgi_marks_its_graceful_shutdown_intermittent():
+    spec = SERVERS["hypercorn"].serving("wsgi")
+    assert "graceful" not in spec.claims and spec.intermittent == {"graceful"}
+    assert SERVERS["hypercorn"].intermittent == frozenset()
+
+
 def image(routes=True, spec="granian", claimed=None, ws_path=None, command=None):
     server = SERVERS.get(spec)
     app = "app:app" if server else None

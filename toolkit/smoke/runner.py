@@ -59,6 +59,7 @@ class ImageUnderTest:
     app: str | None
     claimed: frozenset[str]
     limitations: dict[str, str] = field(default_factory=dict)
+    intermittent: frozenset[str] = frozenset()
     environment: dict[str, str] = field(default_factory=dict)
     # Checks that cannot apply to the image's app, whatever the server (a WSGI app's ws and lifespan), and why.
     not_applicable: dict[str, str] = field(default_factory=dict)
@@ -108,6 +109,7 @@ def describe_image(
         app=labels.app,
         claimed=claimed,
         limitations=dict(spec.limitations) if spec else {},
+        intermittent=spec.intermittent if spec else frozenset(),
         environment=environment,
         not_applicable=dict(WSGI_NOT_APPLICABLE) if labels.interface == "wsgi" else {},
         interface=labels.interface,
@@ -116,10 +118,21 @@ def describe_image(
     )
 
 
-def decide(check: str, claimed: bool, passed: bool, detail: str, limitation: str | None, seconds: float) -> CheckResult:
-    """Map what happened onto the report: claims keep the registry honest in both directions."""
+def decide(
+    check: str,
+    claimed: bool,
+    passed: bool,
+    detail: str,
+    limitation: str | None,
+    seconds: float,
+    intermittent: bool = False,
+) -> CheckResult:
+    """Map what happened onto the report: claims keep the registry honest in both directions. A pass of what the
+    registry knows fails only now and then is reported as observed, not as a stale registry."""
     if claimed:
         return CheckResult(check, Status.PASS if passed else Status.FAIL, detail, seconds)
+    if passed and intermittent:
+        return CheckResult(check, Status.NA, f"{limitation or 'not claimed'}; observed this run: {detail}", seconds)
     if passed:
         why = f" (registry says: {limitation})" if limitation else ""
         return CheckResult(check, Status.STALE, f"passed though not claimed{why}: update servers.py", seconds)
@@ -130,7 +143,7 @@ def judge(image: ImageUnderTest, check: str, passed: bool, detail: str, seconds:
     """`decide` for a check that ran on `image`. Without the probe, graceful holds no request in the app (only
     its burst runs): a pass there cannot contradict a registry that says in-flight requests are dropped."""
     limitation = image.limitations.get(check)
-    result = decide(check, check in image.claimed, passed, detail, limitation, seconds)
+    result = decide(check, check in image.claimed, passed, detail, limitation, seconds, check in image.intermittent)
     if check == "graceful" and result.status is Status.STALE and image.probe_command is None:
         return CheckResult(check, Status.NA, f"{limitation or 'not claimed'}; observed: {detail}", seconds)
     return result
